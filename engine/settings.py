@@ -1,0 +1,89 @@
+"""FlowLoom's settings, read once from `FLOWLOOM_*` environment variables.
+
+    from engine.settings import get_settings
+
+    settings = get_settings()
+    settings.effective_database_url   # 'sqlite+aiosqlite:////home/ada/.local/share/flowloom/flowloom.db'
+
+Each field's docstring documents its environment variable (`data_dir` ← `FLOWLOOM_DATA_DIR`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("flowloom"))
+
+
+class Settings(BaseSettings):
+    """Everything FlowLoom reads from its environment; one instance per process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLOWLOOM_",
+        use_attribute_docstrings=True,
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    """`FLOWLOOM_DATA_DIR`: where FlowLoom keeps its database and generated secret key
+    (default: the platform's user data directory, e.g. `~/.local/share/flowloom`)."""
+
+    database_url: str | None = None
+    """`FLOWLOOM_DATABASE_URL`: an SQLAlchemy async URL such as
+    `postgresql+asyncpg://…`; unset means an SQLite file `flowloom.db` in the data dir."""
+
+    secret_key: SecretStr | None = None
+    """`FLOWLOOM_SECRET_KEY`: the key that encrypts stored credentials; unset means one is
+    generated once and kept in the data dir."""
+
+    host: str = "127.0.0.1"
+    """`FLOWLOOM_HOST`: the address the studio and webhooks listen on."""
+
+    port: int = Field(default=8080, ge=1, le=65535)
+    """`FLOWLOOM_PORT`: the port the studio and webhooks listen on."""
+
+    log_json: bool = False
+    """`FLOWLOOM_LOG_JSON`: `true` writes one JSON object per log line (for log collectors)
+    instead of readable text."""
+
+    log_level: LogLevel = "INFO"
+    """`FLOWLOOM_LOG_LEVEL`: the lowest level logged: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand_user(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL to connect to: `database_url`, else the SQLite file in `data_dir`."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'flowloom.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first call.
+
+    Tests that change `FLOWLOOM_*` variables call `get_settings.cache_clear()` afterwards.
+    """
+    return Settings()
+
+
+__all__ = ["LogLevel", "Settings", "get_settings"]

@@ -1,0 +1,1 @@
+"""FlowLoom's storage: SQLAlchemy models, migrations, repositories and credential encryption."""

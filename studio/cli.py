@@ -1,0 +1,200 @@
+"""The `flowloom` command line.
+
+    flowloom studio [--host HOST] [--port PORT] [--native]
+    flowloom validate FLOW.json [--json]
+    flowloom run FLOW.json [--input JSON | --input @input.json] [--events]
+
+Exit codes: 0 success; 1 the run did not succeed; 2 the command could not start (bad
+arguments, an unreadable or invalid flow document).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+import engine
+from engine.logs import configure_logging
+from engine.settings import Settings, get_settings
+from studio import __version__
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A command cannot start; the message tells the user what to change."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every `flowloom` subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="flowloom",
+        description="Design and run AI-agent workflows.",
+    )
+    parser.add_argument("--version", action="version", version=f"flowloom {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    studio = commands.add_parser("studio", help="serve the studio in a browser or a window")
+    studio.add_argument("--host", help="address to listen on (default: FLOWLOOM_HOST, 127.0.0.1)")
+    studio.add_argument("--port", type=int, help="port to listen on (default: FLOWLOOM_PORT, 8080)")
+    studio.add_argument(
+        "--native", action="store_true", help="open a desktop window instead of a browser tab"
+    )
+    studio.set_defaults(handler=_studio)
+
+    validate = commands.add_parser("validate", help="check a flow document and list its problems")
+    validate.add_argument("flow", type=Path, metavar="FLOW.json")
+    validate.add_argument("--json", action="store_true", help="print the problems as JSON")
+    validate.set_defaults(handler=_validate)
+
+    run = commands.add_parser("run", help="run a flow document headless and print its output")
+    run.add_argument("flow", type=Path, metavar="FLOW.json")
+    run.add_argument(
+        "--input",
+        metavar="JSON",
+        help="the run's input: a JSON value, or @FILE to read it from a file",
+    )
+    run.add_argument(
+        "--events", action="store_true", help="print every run event as a JSON line as it happens"
+    )
+    run.set_defaults(handler=_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `flowloom` command line; returns the process exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        print(f"error: a FLOWLOOM_* environment variable is invalid:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings)
+
+    try:
+        code: int = args.handler(args, settings)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _studio(args: argparse.Namespace, settings: Settings) -> int:
+    if args.native and importlib.util.find_spec("webview") is None:
+        raise UsageError(
+            "--native needs pywebview; install it with `pip install 'flowloom[native]'`."
+        )
+    from studio.app import run_studio  # NiceGUI is slow to import; only this command needs it
+
+    run_studio(
+        host=args.host if args.host is not None else settings.host,
+        port=args.port if args.port is not None else settings.port,
+        native=args.native,
+    )
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace, settings: Settings) -> int:
+    document = _load(args.flow)
+    try:
+        problems = _errors_first(engine.validate(document))
+    except engine.DocumentError as exc:
+        raise UsageError(str(exc)) from exc
+    has_errors = any(problem.level == "error" for problem in problems)
+
+    if args.json:
+        print(json.dumps([problem.to_dict() for problem in problems], indent=2, default=str))
+    elif has_errors:
+        _print_problems(problems, sys.stdout)
+    else:
+        print(f"OK: {document.get('name') or 'Untitled flow'} is valid")
+        _print_problems(problems, sys.stdout)
+    return EXIT_USAGE if has_errors else EXIT_OK
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    document = _load(args.flow)
+    flow_input = _parse_input(args.input)
+    on_event = _print_event if args.events else None
+
+    try:
+        result = asyncio.run(engine.run_flow(document, flow_input, on_event=on_event))
+    except engine.InvalidFlowError as exc:
+        print(f"error: {args.flow} cannot run:", file=sys.stderr)
+        _print_problems(_errors_first(exc.problems), sys.stderr, indent="  ")
+        return EXIT_USAGE
+    except engine.DocumentError as exc:
+        raise UsageError(str(exc)) from exc
+
+    if args.events:
+        print(json.dumps(result.output, default=str), flush=True)
+    else:
+        print(json.dumps(result.output, default=str, indent=2))
+    if result.status == "succeeded":
+        return EXIT_OK
+    message = (result.error or {}).get("message") or "no reason given"
+    print(f"error: the run {result.status}: {message}", file=sys.stderr)
+    return EXIT_RUN_FAILED
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        return engine.load_document(path)
+    except engine.DocumentError as exc:
+        raise UsageError(str(exc)) from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _parse_input(option: str | None) -> Any:
+    """The run input from `--input`: JSON text, or `@FILE` naming a JSON file."""
+    if option is None:
+        return None
+    text, source = option, "--input"
+    if option.startswith("@"):
+        path = Path(option[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--input: cannot read {path}: {exc.strerror or exc}") from exc
+        source = f"--input file {path}"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}. "
+            """Pass a JSON value such as '{"name": "Ada"}', or @FILE to read one from a file."""
+        ) from exc
+
+
+def _print_event(event: engine.Event) -> None:
+    print(json.dumps(engine.event_to_dict(event), default=str), flush=True)
+
+
+def _errors_first(problems: Sequence[engine.Problem]) -> list[engine.Problem]:
+    return sorted(problems, key=lambda problem: problem.level != "error")
+
+
+def _print_problems(problems: Sequence[engine.Problem], stream: TextIO, indent: str = "") -> None:
+    for problem in problems:
+        print(f"{indent}{problem.level}: {problem.message}", file=stream)
