@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 StepStatus = Literal["running", "succeeded", "failed", "skipped", "cancelled"]
@@ -41,7 +41,8 @@ class StepRecord:
     output_tokens: int = 0
     cost_usd: float = 0.0
     model: str | None = None
-    logs: list[dict[str, Any]] = field(default_factory=list)
+    #: Log lines the step wrote (a tuple until the first one, to keep steps light).
+    logs: Sequence[dict[str, Any]] = ()
 
     @property
     def duration_s(self) -> float:

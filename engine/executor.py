@@ -219,6 +219,29 @@ class _Run:
 Ready = list[tuple[CompiledNode, Any, dict[str, Any]]]
 
 
+class _RunInfo(Mapping[str, Any]):
+    """`run` in expressions: `run.id` and `run.started_at` (ISO 8601, made only when read)."""
+
+    __slots__ = ("_id", "_started_at")
+
+    def __init__(self, run_id: str, started_at: float) -> None:
+        self._id = run_id
+        self._started_at = started_at
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "id":
+            return self._id
+        if key == "started_at":
+            return datetime.fromtimestamp(self._started_at, UTC).isoformat()
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("id", "started_at"))
+
+    def __len__(self) -> int:
+        return 2
+
+
 class _RegionRun:
     """Walks one region (the flow, or one loop item's body) to the end."""
 
@@ -304,12 +327,14 @@ class _RegionRun:
         try:
             node, value, inputs = item
             while True:
-                ready = await self._step(node, value, inputs)
+                output, port = await self.run_node(node, value, inputs)
+                ready = self._propagate(node, output, port)
                 if not ready:
                     break
-                for extra in ready[1:]:
-                    self.outstanding += 1
-                    self._spawn(extra)
+                if len(ready) > 1:
+                    for extra in ready[1:]:
+                        self.outstanding += 1
+                        self._spawn(extra)
                 node, value, inputs = ready[0]
         except asyncio.CancelledError:
             # stopped because another branch failed: end quietly, execute() reports it
@@ -349,8 +374,8 @@ class _RegionRun:
 
     # -- one step -----------------------------------------------------------------------------
 
-    async def _step(self, node: CompiledNode, value: Any, inputs: dict[str, Any]) -> Ready:
-        output, port = await self.run_node(node, value, inputs)
+    def _propagate(self, node: CompiledNode, output: Any, port: str) -> Ready:
+        """Hand a finished step's output on; returns the steps that became ready."""
         self.outputs[node.id] = output
         if node.is_sink:
             self.sink_outputs[node.name] = output
@@ -655,10 +680,10 @@ class _StepContext:
     @property
     def scope(self) -> Scope:
         if self._scope is None:
-            names = {**self._region.names, "input": self.input}
+            own = {"input": self.input}
             if self._extra:
-                names.update(self._extra)
-            self._scope = Scope(names)
+                own.update(self._extra)
+            self._scope = Scope(self._region.names, own)
         return self._scope
 
     @property
@@ -695,7 +720,7 @@ class _StepContext:
     def log(self, message: str, level: str = "info", **fields: Any) -> None:
         run = self._region.run
         entry = {"level": level, "message": message, "at": time.time(), **fields}
-        self._record.logs.append(entry)
+        self._record.logs = [*self._record.logs, entry]
         log.log(
             _LEVELS.get(level, 20), message, run_id=run.run_id, node_id=self.compiled.id, **fields
         )

@@ -13,6 +13,7 @@ or network access, and refuses to build huge values.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import operator
 import re
@@ -79,27 +80,7 @@ ENVIRONMENT.filters["fromjson"] = json.loads
 _GLOBALS = dict(ENVIRONMENT.globals)
 _EVAL_CONTEXT = EvalContext(ENVIRONMENT)
 _NO_BLOCKS: dict[str, Any] = {}
-
-
-class _StepContext(Context):
-    """A Jinja context built cheaply: one per step, shared by all of that step's templates."""
-
-    def __init__(self, names: dict[str, Any]) -> None:
-        self.parent = names
-        self.vars = {}
-        self.environment = ENVIRONMENT
-        self.eval_ctx = _EVAL_CONTEXT
-        self.exported_vars = set()
-        self.name = None
-        self.globals_keys = set()
-        self.blocks = _NO_BLOCKS
-
-    def resolve_or_missing(self, key: str) -> Any:
-        if key in self.vars:
-            return self.vars[key]
-        if key in self.parent:
-            return self.parent[key]
-        return _GLOBALS.get(key, missing)
+_NO_GLOBALS: frozenset[str] = frozenset()
 
 
 def is_template(value: object) -> bool:
@@ -139,22 +120,38 @@ def _constant_value(expr: nodes.Expr | None) -> Any:
         return _NOT_CONSTANT
 
 
-class Scope:
-    """The names a step's templates see, with the Jinja context built once per step."""
+class Scope(Context):
+    """What a step's templates see: the run's shared names plus the step's own (`input`, …).
 
-    __slots__ = ("_context", "names")
+    It is the Jinja context itself, built once per step and shared by all of that step's
+    templates; the shared names are not copied.
+    """
 
-    def __init__(self, names: dict[str, Any]) -> None:
-        self.names = names
-        self._context: Context | None = None
+    def __init__(self, names: Mapping[str, Any], own: dict[str, Any] | None = None) -> None:
+        # Context.__init__ does work a step does not need; set what compiled templates use.
+        self.parent = names  # type: ignore[assignment]
+        self.vars = own if own is not None else {}
+        self.environment = ENVIRONMENT
+        self.eval_ctx = _EVAL_CONTEXT
+        self.exported_vars = set()
+        self.name = None
+        self.globals_keys = _NO_GLOBALS  # type: ignore[assignment]
+        self.blocks = _NO_BLOCKS
 
-    def context(self) -> Context:
-        if self._context is None:
-            self._context = _StepContext(self.names)
-        return self._context
+    def resolve_or_missing(self, key: str) -> Any:
+        if key in self.vars:
+            return self.vars[key]
+        if key in self.parent:
+            return self.parent[key]
+        return _GLOBALS.get(key, missing)
+
+    @property
+    def names(self) -> dict[str, Any]:
+        return {**self.parent, **self.vars}
 
     def extended(self, **extra: Any) -> Scope:
-        return Scope({**self.names, **extra})
+        """This scope with more names of the step's own (e.g. a tool's `args`)."""
+        return Scope(self.parent, {**self.vars, **extra})
 
 
 RenderFn = Callable[[Context], Any]
@@ -163,32 +160,39 @@ RenderFn = Callable[[Context], Any]
 class Template:
     """One compiled template or expression; call `render(scope)` for its value."""
 
-    __slots__ = ("_constant", "_render", "native", "source")
+    __slots__ = ("_constant", "_render", "field", "native", "source")
 
-    def __init__(self, source: str, *, expression: bool = False) -> None:
+    def __init__(self, source: str, *, expression: bool = False, field: str | None = None) -> None:
         self.source = source
-        text = f"{{{{ {source} }}}}" if expression else source.strip()
-        expr = _single_expression(text)
-        self.native = expression or expr is not None
-        if not self.native:
-            text = source  # blanks around a lone {{ }} are dropped; in text they are kept
-        self._constant = _constant_value(expr) if self.native else _NOT_CONSTANT
-        try:
-            compiled = ENVIRONMENT.from_string(text)
-        except TemplateSyntaxError as exc:
-            raise ExpressionError(_syntax_message(exc, expression)) from exc
-        self._render: RenderFn = compiled.root_render_func
+        self.field = field
+        self._render, self.native, self._constant = _compile(source, expression)
 
     def render(self, scope: Scope) -> Any:
         try:
             if self.native:
                 if self._constant is not _NOT_CONSTANT:
                     return copy.deepcopy(self._constant)
-                value = next(self._render(scope.context()), None)
+                value = next(self._render(scope), None)
                 return None if isinstance(value, Undefined) else value
-            return "".join(map(_to_text, self._render(scope.context())))
+            return "".join(map(_to_text, self._render(scope)))
         except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
-            raise ExpressionError(_runtime_message(exc)) from exc
+            raise ExpressionError(_runtime_message(exc), self.field) from exc
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile(source: str, expression: bool) -> tuple[RenderFn, bool, Any]:
+    """Compile a source once per process (a flow repeats the same templates across steps)."""
+    text = f"{{{{ {source} }}}}" if expression else source.strip()
+    expr = _single_expression(text)
+    native = expression or expr is not None
+    if not native:
+        text = source  # blanks around a lone {{ }} are dropped; in text they are kept
+    constant = _constant_value(expr) if native else _NOT_CONSTANT
+    try:
+        compiled = ENVIRONMENT.from_string(text)
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(_syntax_message(exc, expression)) from exc
+    return compiled.root_render_func, native, constant
 
 
 def _to_text(value: Any) -> str:
@@ -262,13 +266,13 @@ def _generate(
         if not is_template(value):
             return None
         try:
-            template = Template(value)
+            template = Template(value, field=path or None)
         except ExpressionError as exc:
             raise ExpressionError(exc.reason, path or None) from exc
         if on_template is not None:
             on_template(path, template)
         name = f"_v{len(namespace)}"
-        namespace[name] = _field_renderer(template, path)
+        namespace[name] = template.render
         return f"{name}(scope)"
     if isinstance(value, dict):
         parts = [
@@ -309,16 +313,6 @@ def _constant(value: Any, namespace: dict[str, Any]) -> str:
     name = f"_c{len(namespace)}"
     namespace[name] = value
     return name
-
-
-def _field_renderer(template: Template, path: str) -> Callable[[Scope], Any]:
-    def render(scope: Scope) -> Any:
-        try:
-            return template.render(scope)
-        except ExpressionError as exc:
-            raise ExpressionError(exc.reason, path or None) from exc
-
-    return render
 
 
 def render_value(value: Any, scope: Scope) -> Any:

@@ -80,15 +80,19 @@ class ConfigFiller:
         self._fields = fields
 
     def fill(self, rendered: Mapping[str, Any]) -> BaseModel:
-        config = self._cls.__new__(self._cls)
+        config = _new(self._cls)
         state = self._state.copy()
         for name in self._fields:
             state[name] = rendered[name]
-        object.__setattr__(config, "__dict__", state)
-        object.__setattr__(config, "__pydantic_fields_set__", self._fields_set)
-        object.__setattr__(config, "__pydantic_extra__", None)
-        object.__setattr__(config, "__pydantic_private__", None)
+        _set(config, "__dict__", state)
+        _set(config, "__pydantic_fields_set__", self._fields_set)
+        _set(config, "__pydantic_extra__", None)
+        _set(config, "__pydantic_private__", None)
         return config
+
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 @dataclass(slots=True)

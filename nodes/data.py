@@ -47,10 +47,15 @@ class SetValues(NodeType):
         )
 
     async def run(self, ctx: StepContext, config: Config) -> Any:
-        keep = config.keep_input and isinstance(ctx.input, dict)
-        output: dict[str, Any] = dict(ctx.input) if keep else {}
+        source = ctx.input
+        output: dict[str, Any] = (
+            source.copy() if config.keep_input and isinstance(source, dict) else {}
+        )
         for key, value in config.values.items():
-            _set_dotted(output, key, value)
+            if "." in key:
+                _set_dotted(output, key, value)
+            else:
+                output[key] = value
         return output
 
 
