@@ -59,6 +59,7 @@ class StepRecord:
 class RunStarted:
     kind: ClassVar[str] = "run.started"
     run_id: str
+    flow_id: str | None
     flow_name: str
     input: Any
     at: float

@@ -167,6 +167,7 @@ class _Run:
         "depth",
         "engine",
         "flow",
+        "flow_id",
         "input",
         "listener",
         "names",
@@ -183,6 +184,7 @@ class _Run:
         flow: CompiledFlow,
         input: Any,
         run_id: str,
+        flow_id: str | None,
         listener: EventListener | None,
         depth: int,
         variables: Mapping[str, Any],
@@ -191,6 +193,7 @@ class _Run:
         self.flow = flow
         self.input = input
         self.run_id = run_id
+        self.flow_id = flow_id
         self.listener = listener
         self.depth = depth
         self.steps: list[StepRecord] = []
@@ -722,7 +725,12 @@ class _StepContext:
         entry = {"level": level, "message": message, "at": time.time(), **fields}
         self._record.logs = [*self._record.logs, entry]
         log.log(
-            _LEVELS.get(level, 20), message, run_id=run.run_id, node_id=self.compiled.id, **fields
+            _LEVELS.get(level, 20),
+            message,
+            run_id=run.run_id,
+            flow_id=run.flow_id,
+            node_id=self.compiled.id,
+            **fields,
         )
         if run.listener is not None:
             run.emit(LogLine(run.run_id, self.compiled.id, level, message, fields, entry["at"]))
@@ -808,7 +816,8 @@ class _StepContext:
             compiled = engine.compile(loaded)
         else:
             compiled = engine._inline_flow(flow)
-        result = await engine._run_compiled(compiled, input, None, None, None, run.depth + 1, {})
+        sub_run = engine._new_run(compiled, input, None, None, None, run.depth + 1, None)
+        result = await engine._execute(sub_run, None)
         if result.status != "succeeded":
             reason = result.error["message"] if result.error else result.status
             raise NodeError(f"the sub-flow '{compiled.name}' {result.status}: {reason}")
@@ -914,29 +923,35 @@ class Engine:
         *,
         trigger: str | None = None,
         run_id: str | None = None,
+        flow_id: str | None = None,
         on_event: EventListener | None = None,
         variables: Mapping[str, Any] | None = None,
     ) -> RunResult:
-        """Run a flow (document or CompiledFlow) to its end and return the result."""
-        compiled = flow if isinstance(flow, CompiledFlow) else self.compile(flow)
-        return await self._run_compiled(
-            compiled, input, trigger, run_id, on_event, 0, variables or {}
-        )
+        """Run a flow (document or CompiledFlow) to its end and return the result.
 
-    def start(self, flow: Any, input: Any = None, **options: Any) -> RunHandle:
-        """Start a run in the background; the handle can be awaited and cancelled."""
-        compiled = flow if isinstance(flow, CompiledFlow) else self.compile(flow)
-        run = self._new_run(
-            compiled,
-            input,
-            options.get("run_id"),
-            options.get("on_event"),
-            0,
-            options.get("variables") or {},
-        )
-        task = asyncio.get_running_loop().create_task(
-            self._execute(run, compiled, options.get("trigger"))
-        )
+        `trigger` names the trigger step to start from (default: the manual one, else the
+        first); `run_id` and `flow_id` are kept on events and log lines; `variables` add to
+        the flow's `vars`.
+        """
+        compiled = self.compile(flow)
+        run = self._new_run(compiled, input, run_id, flow_id, on_event, 0, variables)
+        return await self._execute(run, trigger)
+
+    def start(
+        self,
+        flow: Any,
+        input: Any = None,
+        *,
+        trigger: str | None = None,
+        run_id: str | None = None,
+        flow_id: str | None = None,
+        on_event: EventListener | None = None,
+        variables: Mapping[str, Any] | None = None,
+    ) -> RunHandle:
+        """Start a run in the background (same options as `run`); await or cancel the handle."""
+        compiled = self.compile(flow)
+        run = self._new_run(compiled, input, run_id, flow_id, on_event, 0, variables)
+        task = asyncio.get_running_loop().create_task(self._execute(run, trigger))
         return RunHandle(run, task)
 
     def _new_run(
@@ -944,32 +959,30 @@ class Engine:
         flow: CompiledFlow,
         input: Any,
         run_id: str | None,
+        flow_id: str | None,
         on_event: EventListener | None,
         depth: int,
-        variables: Mapping[str, Any],
+        variables: Mapping[str, Any] | None,
     ) -> _Run:
         listener = _combine([*self.listeners, on_event] if on_event else self.listeners)
-        return _Run(self, flow, input, run_id or os.urandom(16).hex(), listener, depth, variables)
+        return _Run(
+            self,
+            flow,
+            input,
+            run_id or os.urandom(16).hex(),
+            flow_id,
+            listener,
+            depth,
+            variables or {},
+        )
 
-    async def _run_compiled(
-        self,
-        flow: CompiledFlow,
-        input: Any,
-        trigger: str | None,
-        run_id: str | None,
-        on_event: EventListener | None,
-        depth: int,
-        variables: Mapping[str, Any],
-    ) -> RunResult:
-        run = self._new_run(flow, input, run_id, on_event, depth, variables)
-        return await self._execute(run, flow, trigger)
-
-    async def _execute(self, run: _Run, flow: CompiledFlow, trigger: str | None) -> RunResult:
+    async def _execute(self, run: _Run, trigger: str | None) -> RunResult:
+        flow = run.flow
         trigger_id = trigger or flow.default_trigger()
         if trigger_id not in flow.triggers:
             raise ValueError(f"'{trigger_id}' is not a trigger of flow '{flow.name}'.")
         if run.listener is not None:
-            run.emit(RunStarted(run.run_id, flow.name, run.input, run.started_at))
+            run.emit(RunStarted(run.run_id, run.flow_id, flow.name, run.input, run.started_at))
         active, counts = flow.activation(trigger_id)
         region = _RegionRun(run, flow.regions[None], counts, active, {})
         status: FinalStatus = "succeeded"
@@ -993,6 +1006,15 @@ class Engine:
                 "node_name": None,
                 "type": "RunTimeout",
             }
+        except Exception as exc:  # an engine fault still ends the run, never the process
+            log.exception("run failed inside the engine", run_id=run.run_id, flow_id=run.flow_id)
+            status = "failed"
+            error = {
+                "message": f"FlowLoom failed while running the flow: {_message(exc)}",
+                "node_id": None,
+                "node_name": None,
+                "type": "InternalError",
+            }
         except asyncio.CancelledError:
             if not run.cancel_requested:
                 raise
@@ -1012,6 +1034,7 @@ class Engine:
             log.info(
                 "run ended",
                 run_id=run.run_id,
+                flow_id=run.flow_id,
                 flow=flow.name,
                 status=status,
                 node_id=error["node_id"] if error else None,

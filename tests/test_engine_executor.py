@@ -712,3 +712,12 @@ async def test_a_broken_listener_does_not_break_the_run(engine: Engine) -> None:
     result = await engine.run(chain(manual(), record("a")), on_event=broken)
 
     assert result.status == "succeeded"
+
+
+async def test_flow_and_run_ids_travel_with_the_events(engine: Engine) -> None:
+    seen: list[Any] = []
+
+    result = await engine.run(chain(manual()), run_id="r-1", flow_id="f-1", on_event=seen.append)
+
+    assert result.run_id == "r-1"
+    assert (seen[0].kind, seen[0].run_id, seen[0].flow_id) == ("run.started", "r-1", "f-1")
