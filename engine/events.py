@@ -43,6 +43,8 @@ class StepRecord:
     model: str | None = None
     #: Log lines the step wrote (a tuple until the first one, to keep steps light).
     logs: Sequence[dict[str, Any]] = ()
+    #: Exchanges with outside services (model calls), kept for inspection and replay.
+    exchanges: Sequence[dict[str, Any]] = ()
 
     @property
     def duration_s(self) -> float:

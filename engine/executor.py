@@ -52,7 +52,8 @@ from engine.events import (
 )
 from engine.expressions import Scope, compile_expression, render_value
 from engine.graph import CompiledEdge, CompiledFlow, CompiledNode, Region, compile_flow
-from engine.node import Routed, ToolFunction
+from engine.memory import InMemoryConversations
+from engine.node import ConversationMemory, CredentialProvider, Routed, ToolFunction
 from engine.registry import NodeRegistry
 from engine.validate import ERROR_PORT, TOOLS_PORT
 
@@ -172,6 +173,7 @@ class _Run:
         "listener",
         "names",
         "outputs",
+        "replay",
         "response",
         "run_id",
         "started_at",
@@ -200,6 +202,7 @@ class _Run:
         self.outputs: dict[str, Any] = {}
         self.response: dict[str, Any] | None = None
         self.cancel_requested = False
+        self.replay: dict[tuple[str, int, int | None], Sequence[dict[str, Any]]] | None = None
         self.started_at = time.time()
         self.names = {
             "nodes": _NodeOutputs(self.outputs, flow.by_name),
@@ -840,6 +843,34 @@ class _StepContext:
             raise NodeError(f"the tool '{name}' failed: {exc.error['message']}") from exc
         return output
 
+    async def credential(self, name: str) -> Mapping[str, str]:
+        provider = self._region.run.engine.credentials
+        if provider is None:
+            raise NodeError(
+                f"the credential '{name}' cannot be found: this engine has no credential store."
+            )
+        try:
+            return await provider.get_credential(name)
+        except KeyError:
+            raise NodeError(
+                f"there is no credential named '{name}'. Add it under Settings → Credentials."
+            ) from None
+
+    @property
+    def memory(self) -> ConversationMemory:
+        return self._region.run.engine.memory
+
+    def record_exchange(self, exchange: Mapping[str, Any]) -> None:
+        self._record.exchanges = [*self._record.exchanges, dict(exchange)]
+
+    def replayed_exchange(self, index: int) -> Mapping[str, Any] | None:
+        replay = self._region.run.replay
+        if replay is None:
+            return None
+        record = self._record
+        recorded = replay.get((record.node_id, record.visit, record.item_index), ())
+        return recorded[index] if index < len(recorded) else None
+
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
@@ -865,7 +896,8 @@ class RunHandle:
 
 
 class Engine:
-    """Runs flows. Owns what runs share: the node registry, the HTTP client, the flow loader.
+    """Runs flows. Owns what runs share: the node registry, the HTTP client, the flow loader,
+    the credential store and conversation memory.
 
     Make one per application (or use `run_flow`, which keeps one per event loop) and
     `await engine.aclose()` on shutdown.
@@ -876,9 +908,14 @@ class Engine:
         registry: NodeRegistry | None = None,
         loader: FlowLoader | None = None,
         listeners: Sequence[EventListener] = (),
+        *,
+        credentials: CredentialProvider | None = None,
+        memory: ConversationMemory | None = None,
     ) -> None:
         self.registry = registry
         self.loader = loader
+        self.credentials = credentials
+        self.memory: ConversationMemory = memory or InMemoryConversations()
         self.listeners: list[EventListener] = list(listeners)
         self._http: httpx.AsyncClient | None = None
         self._inline: OrderedDict[str, CompiledFlow] = OrderedDict()
@@ -926,15 +963,18 @@ class Engine:
         flow_id: str | None = None,
         on_event: EventListener | None = None,
         variables: Mapping[str, Any] | None = None,
+        replay: Sequence[StepRecord] | None = None,
     ) -> RunResult:
         """Run a flow (document or CompiledFlow) to its end and return the result.
 
         `trigger` names the trigger step to start from (default: the manual one, else the
         first); `run_id` and `flow_id` are kept on events and log lines; `variables` add to
-        the flow's `vars`.
+        the flow's `vars`; `replay` (an earlier run's steps) answers outside calls, such as
+        model calls, from that run's recorded exchanges.
         """
         compiled = self.compile(flow)
         run = self._new_run(compiled, input, run_id, flow_id, on_event, 0, variables)
+        run.replay = _replay_index(replay)
         return await self._execute(run, trigger)
 
     def start(
@@ -947,10 +987,12 @@ class Engine:
         flow_id: str | None = None,
         on_event: EventListener | None = None,
         variables: Mapping[str, Any] | None = None,
+        replay: Sequence[StepRecord] | None = None,
     ) -> RunHandle:
         """Start a run in the background (same options as `run`); await or cancel the handle."""
         compiled = self.compile(flow)
         run = self._new_run(compiled, input, run_id, flow_id, on_event, 0, variables)
+        run.replay = _replay_index(replay)
         task = asyncio.get_running_loop().create_task(self._execute(run, trigger))
         return RunHandle(run, task)
 
@@ -1056,6 +1098,14 @@ class Engine:
                 RunFinished(run.run_id, status, output, error, finished, finished - run.started_at)
             )
         return result
+
+
+def _replay_index(
+    steps: Sequence[StepRecord] | None,
+) -> dict[tuple[str, int, int | None], Sequence[dict[str, Any]]] | None:
+    if steps is None:
+        return None
+    return {(s.node_id, s.visit, s.item_index): s.exchanges for s in steps if s.exchanges}
 
 
 def _combine(listeners: Sequence[EventListener | None]) -> EventListener | None:

@@ -60,6 +60,26 @@ class ToolFunction:
     parameters: dict[str, Any]
 
 
+class CredentialProvider(Protocol):
+    """Where steps get secrets from (storage's encrypted credential store, in the app)."""
+
+    async def get_credential(self, name: str) -> Mapping[str, str]:
+        """The credential's fields, e.g. {"api_key": "…"}; raises KeyError if there is none."""
+        ...
+
+
+class ConversationMemory(Protocol):
+    """Conversations kept across runs by key (a chat id), for agents with memory."""
+
+    async def load_messages(self, key: str, window: int) -> list[dict[str, Any]]:
+        """The last `window` messages stored under `key`, oldest first."""
+        ...
+
+    async def append_messages(self, key: str, messages: Sequence[dict[str, Any]]) -> None:
+        """Add messages to the conversation under `key`."""
+        ...
+
+
 class StepContext(Protocol):
     """What a running step can see and do. The engine provides it; nodes only use it."""
 
@@ -116,6 +136,19 @@ class StepContext(Protocol):
 
     async def call_tool(self, name: str, args: Mapping[str, Any]) -> Any:
         """Run the tool node called `name` with `args` in its scope; returns its output."""
+
+    async def credential(self, name: str) -> Mapping[str, str]:
+        """A stored credential's fields; NodeError naming it when there is none."""
+
+    @property
+    def memory(self) -> ConversationMemory:
+        """Conversation memory shared by every run of this engine."""
+
+    def record_exchange(self, exchange: Mapping[str, Any]) -> None:
+        """Keep one request/answer exchange with an outside service (a model call) on the step."""
+
+    def replayed_exchange(self, index: int) -> Mapping[str, Any] | None:
+        """In replay mode, this step's `index`-th recorded exchange from the earlier run."""
 
 
 class NodeType:
