@@ -19,10 +19,15 @@ test: system-deps $(INSTALLED)
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
-## Debian packages the tests need (Chromium for browser tests, PostgreSQL for the
-## database tests), installed with apt-get only when missing. None are needed yet.
+## Debian packages the tests need, installed with apt-get only when missing:
+## PostgreSQL (its initdb and pg_ctl start a throwaway cluster for the database tests).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
-	@:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "Installing PostgreSQL for the database tests (apt-get install postgresql)"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
 
 venv: $(INSTALLED)
 

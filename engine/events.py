@@ -101,6 +101,15 @@ class StepFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class StepCancelled:
+    """A running step was stopped: the run was cancelled, or a sibling step failed."""
+
+    kind: ClassVar[str] = "step.cancelled"
+    run_id: str
+    step: StepRecord
+
+
+@dataclass(frozen=True, slots=True)
 class StepSkipped:
     kind: ClassVar[str] = "step.skipped"
     run_id: str
@@ -132,6 +141,7 @@ Event = (
     | StepStarted
     | StepFinished
     | StepFailed
+    | StepCancelled
     | StepSkipped
     | LogLine
     | TokenStreamed

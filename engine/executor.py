@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypedDict, Unpack
 
 import httpx
 import structlog
@@ -43,6 +43,7 @@ from engine.events import (
     LogLine,
     RunFinished,
     RunStarted,
+    StepCancelled,
     StepFailed,
     StepFinished,
     StepRecord,
@@ -175,6 +176,7 @@ class _Run:
         "outputs",
         "replay",
         "response",
+        "restored",
         "run_id",
         "started_at",
         "steps",
@@ -203,6 +205,7 @@ class _Run:
         self.response: dict[str, Any] | None = None
         self.cancel_requested = False
         self.replay: dict[tuple[str, int, int | None], Sequence[dict[str, Any]]] | None = None
+        self.restored: dict[tuple[str, int, int | None], StepRecord] | None = None
         self.started_at = time.time()
         self.names = {
             "nodes": _NodeOutputs(self.outputs, flow.by_name),
@@ -424,6 +427,10 @@ class _RegionRun:
                         ),
                     )
                 )
+            if run.restored is not None:
+                done = run.restored.get((node.id, visits, self.item_index))
+                if done is not None:
+                    return self._restore(done)
         record = StepRecord(
             node.id,
             node.name,
@@ -460,6 +467,8 @@ class _RegionRun:
         except asyncio.CancelledError:
             record.status = "cancelled"
             record.finished_at = time.time()
+            if run.listener is not None:
+                run.emit(StepCancelled(run.run_id, record))
             raise
         record.finished_at = time.time()
         if ok:
@@ -483,6 +492,15 @@ class _RegionRun:
         port = ERROR_PORT if mode == "route" else "out"
         record.output, record.port = output, port
         return output, port
+
+    def _restore(self, done: StepRecord) -> tuple[Any, str]:
+        """A step finished before the run was interrupted: hand on its recorded output again."""
+        run = self.run
+        run.steps.append(done)
+        if run.listener is not None:
+            run.emit(StepStarted(run.run_id, done))
+            run.emit(StepFinished(run.run_id, done))
+        return done.output, done.port or "out"
 
     async def _attempts(
         self, node: CompiledNode, ctx: _StepContext, record: StepRecord
@@ -875,6 +893,25 @@ class _StepContext:
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 
+class RunOptions(TypedDict, total=False):
+    """Options of `Engine.run` and `Engine.start`."""
+
+    #: The trigger step to start from (default: the manual one, else the first).
+    trigger: str | None
+    #: Kept on events, log lines and the result (default: a random id).
+    run_id: str | None
+    #: Kept on events and log lines.
+    flow_id: str | None
+    #: Called with every event of this run.
+    on_event: EventListener | None
+    #: Added to the flow's `vars`.
+    variables: Mapping[str, Any] | None
+    #: An earlier run's steps: outside calls (model calls) are answered from their recordings.
+    replay: Sequence[StepRecord] | None
+    #: The steps an interrupted run had finished: the run goes on without running them again.
+    resume: Sequence[StepRecord] | None
+
+
 class RunHandle:
     """A run started in the background: `await handle` for its result, `cancel()` to stop it."""
 
@@ -953,48 +990,29 @@ class Engine:
             self._inline.move_to_end(key)
         return compiled
 
-    async def run(
-        self,
-        flow: Any,
-        input: Any = None,
-        *,
-        trigger: str | None = None,
-        run_id: str | None = None,
-        flow_id: str | None = None,
-        on_event: EventListener | None = None,
-        variables: Mapping[str, Any] | None = None,
-        replay: Sequence[StepRecord] | None = None,
-    ) -> RunResult:
-        """Run a flow (document or CompiledFlow) to its end and return the result.
-
-        `trigger` names the trigger step to start from (default: the manual one, else the
-        first); `run_id` and `flow_id` are kept on events and log lines; `variables` add to
-        the flow's `vars`; `replay` (an earlier run's steps) answers outside calls, such as
-        model calls, from that run's recorded exchanges.
-        """
-        compiled = self.compile(flow)
-        run = self._new_run(compiled, input, run_id, flow_id, on_event, 0, variables)
-        run.replay = _replay_index(replay)
+    async def run(self, flow: Any, input: Any = None, **options: Unpack[RunOptions]) -> RunResult:
+        """Run a flow (document or CompiledFlow) to its end and return the result."""
+        run, trigger = self._prepare(flow, input, options)
         return await self._execute(run, trigger)
 
-    def start(
-        self,
-        flow: Any,
-        input: Any = None,
-        *,
-        trigger: str | None = None,
-        run_id: str | None = None,
-        flow_id: str | None = None,
-        on_event: EventListener | None = None,
-        variables: Mapping[str, Any] | None = None,
-        replay: Sequence[StepRecord] | None = None,
-    ) -> RunHandle:
+    def start(self, flow: Any, input: Any = None, **options: Unpack[RunOptions]) -> RunHandle:
         """Start a run in the background (same options as `run`); await or cancel the handle."""
-        compiled = self.compile(flow)
-        run = self._new_run(compiled, input, run_id, flow_id, on_event, 0, variables)
-        run.replay = _replay_index(replay)
-        task = asyncio.get_running_loop().create_task(self._execute(run, trigger))
-        return RunHandle(run, task)
+        run, trigger = self._prepare(flow, input, options)
+        return RunHandle(run, asyncio.get_running_loop().create_task(self._execute(run, trigger)))
+
+    def _prepare(self, flow: Any, input: Any, options: RunOptions) -> tuple[_Run, str | None]:
+        run = self._new_run(
+            self.compile(flow),
+            input,
+            options.get("run_id"),
+            options.get("flow_id"),
+            options.get("on_event"),
+            0,
+            options.get("variables"),
+        )
+        run.replay = _replay_index(options.get("replay"))
+        run.restored = _finished_index(options.get("resume"))
+        return run, options.get("trigger")
 
     def _new_run(
         self,
@@ -1106,6 +1124,19 @@ def _replay_index(
     if steps is None:
         return None
     return {(s.node_id, s.visit, s.item_index): s.exchanges for s in steps if s.exchanges}
+
+
+def _finished_index(
+    steps: Sequence[StepRecord] | None,
+) -> dict[tuple[str, int, int | None], StepRecord] | None:
+    """Steps that need not run again: succeeded, or failed with the error handed on."""
+    if steps is None:
+        return None
+    return {
+        (s.node_id, s.visit, s.item_index): s
+        for s in steps
+        if s.status == "succeeded" or (s.status == "failed" and s.port is not None)
+    }
 
 
 def _combine(listeners: Sequence[EventListener | None]) -> EventListener | None:

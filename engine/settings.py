@@ -59,6 +59,18 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     """`FLOWLOOM_LOG_LEVEL`: the lowest level logged: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
 
+    retention_days: int = Field(default=30, ge=1)
+    """`FLOWLOOM_RETENTION_DAYS`: finished runs older than this many days are pruned (a
+    flow's own retention setting overrides it)."""
+
+    retention_max_runs: int = Field(default=1000, ge=1)
+    """`FLOWLOOM_RETENTION_MAX_RUNS`: at most this many runs are kept per flow, the newest
+    (a flow's own retention setting overrides it)."""
+
+    max_payload_bytes: int = Field(default=256 * 1024, ge=2048)
+    """`FLOWLOOM_MAX_PAYLOAD_BYTES`: a step's input or output larger than this (as JSON) is
+    stored as a short preview marked `_truncated` instead."""
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_case_level(cls, value: Any) -> Any:

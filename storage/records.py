@@ -86,6 +86,8 @@ class StepRow:
     cost_usd: float = 0.0
     model: str | None = None
     logs: list[dict[str, Any]] = field(default_factory=list)
+    #: Exchanges with outside services (model calls), for inspection and replay.
+    exchanges: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

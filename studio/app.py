@@ -8,7 +8,10 @@ from __future__ import annotations
 import structlog
 from nicegui import app, ui
 
+from engine.settings import Settings
 from studio import __version__
+from studio.runtime import Runtime
+from studio.server import mount
 
 log = structlog.get_logger(__name__)
 
@@ -26,9 +29,18 @@ def index_page() -> None:
         ui.label(f"version {__version__}").classes("text-xs text-gray-400")
 
 
-def run_studio(host: str = "127.0.0.1", port: int = 8080, native: bool = False) -> None:
-    """Serve the studio on `host:port` (or in a desktop window with `native`) until stopped."""
+def run_studio(
+    settings: Settings, host: str = "127.0.0.1", port: int = 8080, native: bool = False
+) -> None:
+    """Serve the studio on `host:port` (or in a desktop window with `native`) until stopped.
+
+    The studio serves the same REST API as `flowloom serve`, from the same runtime.
+    """
     url = f"http://{host}:{port}"
+    runtime = Runtime(settings)
+    mount(app, runtime)
+    app.on_startup(runtime.start)
+    app.on_shutdown(runtime.stop)
     app.on_startup(lambda: log.info("studio starting", url=url, native=native))
     ui.run(
         host=host,

@@ -3,6 +3,8 @@
     flowloom studio [--host HOST] [--port PORT] [--native]
     flowloom validate FLOW.json [--json]
     flowloom run FLOW.json [--input JSON | --input @input.json] [--events]
+    flowloom db upgrade | prune [--days N] [--max-runs N]
+    flowloom credentials rotate-key [--new-key KEY]
 
 Exit codes: 0 success; 1 the run did not succeed; 2 the command could not start (bad
 arguments, an unreadable or invalid flow document).
@@ -17,7 +19,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import ValidationError
 
@@ -25,6 +27,9 @@ import engine
 from engine.logs import configure_logging
 from engine.settings import Settings, get_settings
 from studio import __version__
+
+if TYPE_CHECKING:
+    from storage import Database
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -52,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     studio.set_defaults(handler=_studio)
 
+    serve = commands.add_parser("serve", help="serve the REST API and triggers, without the UI")
+    serve.add_argument("--host", help="address to listen on (default: FLOWLOOM_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: FLOWLOOM_PORT, 8080)")
+    serve.set_defaults(handler=_serve)
+
     validate = commands.add_parser("validate", help="check a flow document and list its problems")
     validate.add_argument("flow", type=Path, metavar="FLOW.json")
     validate.add_argument("--json", action="store_true", help="print the problems as JSON")
@@ -68,6 +78,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--events", action="store_true", help="print every run event as a JSON line as it happens"
     )
     run.set_defaults(handler=_run)
+
+    database = commands.add_parser("db", help="migrate the database, prune old runs")
+    database_actions = database.add_subparsers(dest="action", metavar="ACTION", required=True)
+    upgrade = database_actions.add_parser(
+        "upgrade", help="migrate the database to this version's schema (the studio does it too)"
+    )
+    upgrade.set_defaults(handler=_db_upgrade)
+    prune = database_actions.add_parser("prune", help="delete old runs, then compact the database")
+    prune.add_argument(
+        "--days", type=int, help="keep runs this many days (default: FLOWLOOM_RETENTION_DAYS, 30)"
+    )
+    prune.add_argument(
+        "--max-runs",
+        type=int,
+        help="keep at most this many runs per flow (default: FLOWLOOM_RETENTION_MAX_RUNS, 1000)",
+    )
+    prune.set_defaults(handler=_db_prune)
+
+    credentials = commands.add_parser("credentials", help="manage the stored credentials")
+    credential_actions = credentials.add_subparsers(dest="action", metavar="ACTION", required=True)
+    rotate = credential_actions.add_parser(
+        "rotate-key", help="re-encrypt every credential with a new secret key"
+    )
+    rotate.add_argument(
+        "--new-key",
+        metavar="KEY",
+        help="the new key: a Fernet key or any passphrase (default: a generated key, kept in "
+        "the data dir; required when FLOWLOOM_SECRET_KEY is set)",
+    )
+    rotate.set_defaults(handler=_credentials_rotate_key)
     return parser
 
 
@@ -107,10 +147,19 @@ def _studio(args: argparse.Namespace, settings: Settings) -> int:
     from studio.app import run_studio  # NiceGUI is slow to import; only this command needs it
 
     run_studio(
+        settings,
         host=args.host if args.host is not None else settings.host,
         port=args.port if args.port is not None else settings.port,
         native=args.native,
     )
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from studio.server import serve  # the server stack is only needed by this command
+
+    overrides = {"host": args.host, "port": args.port}
+    serve(settings.model_copy(update={k: v for k, v in overrides.items() if v is not None}))
     return EXIT_OK
 
 
@@ -155,6 +204,100 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     message = (result.error or {}).get("message") or "no reason given"
     print(f"error: the run {result.status}: {message}", file=sys.stderr)
     return EXIT_RUN_FAILED
+
+
+def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from storage import StorageError, migrations  # the database stack, for these commands only
+
+    try:
+        result = asyncio.run(migrations.upgrade(settings.effective_database_url))
+    except StorageError as exc:
+        raise UsageError(str(exc)) from exc
+    if not result.migrated:
+        print(f"The database is up to date (revision {result.after}).")
+        return EXIT_OK
+    print(f"Migrated the database from {result.before or 'an empty one'} to {result.after}.")
+    if result.backup is not None:
+        print(f"The file as it was before is kept at {result.backup}.")
+    return EXIT_OK
+
+
+def _db_prune(args: argparse.Namespace, settings: Settings) -> int:
+    from storage import StorageError
+
+    days = args.days if args.days is not None else settings.retention_days
+    max_runs = args.max_runs if args.max_runs is not None else settings.retention_max_runs
+    if days < 1 or max_runs < 1:
+        raise UsageError("--days and --max-runs must be at least 1.")
+
+    async def prune() -> dict[str, int]:
+        db = await _open_database(settings)
+        try:
+            return await db.prune(days=days, max_runs_per_flow=max_runs)
+        finally:
+            await db.close()
+
+    try:
+        report = asyncio.run(prune())
+    except StorageError as exc:
+        raise UsageError(str(exc)) from exc
+    print(
+        f"Deleted {report['runs_deleted']} runs and {report['steps_deleted']} steps "
+        f"(kept: {days} days, at most {max_runs} runs per flow). The database went from "
+        f"{_size(report['bytes_before'])} to {_size(report['bytes_after'])}."
+    )
+    return EXIT_OK
+
+
+def _credentials_rotate_key(args: argparse.Namespace, settings: Settings) -> int:
+    from storage import StorageError
+    from storage.encryption import KEY_FILE_NAME, new_secret_key
+
+    key_from_environment = settings.secret_key is not None
+    if args.new_key is None and key_from_environment:
+        # A generated key would have to be printed for you to set it; secrets are not printed.
+        raise UsageError(
+            "FLOWLOOM_SECRET_KEY is set, so choose the new key yourself: run "
+            "`flowloom credentials rotate-key --new-key KEY`, then set FLOWLOOM_SECRET_KEY to it."
+        )
+    new_key = args.new_key if args.new_key is not None else new_secret_key()
+
+    async def rotate() -> int:
+        db = await _open_database(settings)
+        try:
+            return await db.credentials.rotate_key(new_key)
+        finally:
+            await db.close()
+
+    try:
+        count = asyncio.run(rotate())
+    except StorageError as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"Re-encrypted {count} credential{'' if count == 1 else 's'} with the new key.")
+    if key_from_environment:
+        print("Set FLOWLOOM_SECRET_KEY to the new key now: the old key no longer decrypts them.")
+    else:
+        print(f"The new key is kept in {settings.data_dir / KEY_FILE_NAME}.")
+    return EXIT_OK
+
+
+async def _open_database(settings: Settings) -> Database:
+    from storage import Database
+
+    return await Database.open(
+        settings.effective_database_url,
+        data_dir=settings.data_dir,
+        secret_key=settings.secret_key.get_secret_value() if settings.secret_key else None,
+        max_payload_bytes=settings.max_payload_bytes,
+    )
+
+
+def _size(size_bytes: int) -> str:
+    return (
+        f"{size_bytes / 1024 / 1024:.1f} MiB"
+        if size_bytes >= 1024 * 1024
+        else f"{size_bytes / 1024:.0f} KiB"
+    )
 
 
 def _load(path: Path) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl
 
 import uvicorn
@@ -29,7 +29,46 @@ class SeenRequest:
     client_port: int
 
 
-class EchoServer:
+class LoopbackServer:
+    """An ASGI app served by uvicorn in a background thread on 127.0.0.1 and a free port."""
+
+    def __init__(self, app: Any, *, name: str, **config: Any) -> None:
+        self.name = name
+        # proto IPPROTO_TCP makes asyncio set TCP_NODELAY on accepted connections; without it
+        # Nagle's algorithm meets delayed ACKs and every answer waits ~40 ms
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self.port: int = self._socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        settings = {
+            "log_level": "warning",
+            "lifespan": "off",
+            "loop": "asyncio",
+            "timeout_graceful_shutdown": 1,
+            **config,
+        }
+        self._server = uvicorn.Server(uvicorn.Config(app, **settings))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    def start(self) -> Self:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"the {self.name} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+
+class EchoServer(LoopbackServer):
     """A tiny ASGI app served by uvicorn on 127.0.0.1 and a free port.
 
     Paths:
@@ -44,38 +83,7 @@ class EchoServer:
     def __init__(self) -> None:
         self.requests: list[SeenRequest] = []
         self._lock = threading.Lock()
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        self.port: int = self._socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            self._app,
-            log_level="warning",
-            interface="asgi3",
-            lifespan="off",
-            loop="asyncio",
-            http="h11",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-
-    def start(self) -> EchoServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the test HTTP server did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
+        super().__init__(self._app, name="test HTTP server", interface="asgi3", http="h11")
 
     def reset(self) -> None:
         with self._lock:

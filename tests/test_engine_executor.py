@@ -721,3 +721,46 @@ async def test_flow_and_run_ids_travel_with_the_events(engine: Engine) -> None:
 
     assert result.run_id == "r-1"
     assert (seen[0].kind, seen[0].run_id, seen[0].flow_id) == ("run.started", "r-1", "f-1")
+
+
+# -- resuming an interrupted run --------------------------------------------------------------
+
+
+async def test_resume_does_not_run_finished_steps_again(engine: Engine) -> None:
+    document = chain(
+        manual(),
+        step("once", "probe.flaky", {"key": "resume-once", "failures": 0}),
+        step("loop", "logic.loop", {"items": "{{ [1, 2, 3] }}"}),
+        step("each", "probe.flaky", {"key": "resume-each", "failures": 0}, parent="loop"),
+        record("last"),
+    )
+    full = await engine.run(document, {"n": 1})
+    assert full.status == "succeeded"
+    calls_after_full = dict(JOURNAL.calls)
+    # as if the process died after the first step and the first loop item
+    finished = [
+        s
+        for s in full.steps
+        if s.node_id in ("start", "once") or (s.node_id == "each" and s.item_index == 0)
+    ]
+
+    resumed = await engine.run(document, {"n": 1}, resume=finished)
+
+    assert resumed.status == "succeeded"
+    items = resumed.output["input"]["items"]
+    assert items[0] == full.output["input"]["items"][0]  # the recorded result, handed on
+    assert sorted(item["calls"] for item in items[1:]) == [4, 5]  # run now, after the full run's 3
+    assert JOURNAL.calls["resume-once"] == calls_after_full["resume-once"]  # not again
+    assert JOURNAL.calls["resume-each"] == calls_after_full["resume-each"] + 2  # items 1, 2
+    assert resumed.step("once").started_at == full.step("once").started_at
+
+
+async def test_resume_reruns_a_step_that_failed_and_stopped_the_run(engine: Engine) -> None:
+    document = chain(manual(), step("f", "probe.flaky", {"key": "resume-failed", "failures": 1}))
+    first = await engine.run(document)
+    assert first.status == "failed"
+
+    again = await engine.run(document, resume=first.steps)
+
+    assert again.status == "succeeded"
+    assert again.output == {"calls": 2}

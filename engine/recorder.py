@@ -1,0 +1,188 @@
+"""The run recorder: turns a run's events into stored rows, many runs per transaction.
+
+The engine knows nothing of SQL. It talks to storage through `RunStore`, one method taking
+plain data, and the recorder batches what it hands over (group commit): a flush writes every
+run and step that changed since the last one in a single transaction, so recording every step
+costs little per step. A step that starts and finishes within one flush interval is written
+once, in its final state.
+
+What is lost if the process dies between two flushes is at most one interval of progress; the
+run stays `running` in the database and is resumed at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, Protocol
+
+import structlog
+
+from engine.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    StepCancelled,
+    StepFailed,
+    StepFinished,
+    StepRecord,
+    StepSkipped,
+    StepStarted,
+)
+
+log = structlog.get_logger("flowloom.recorder")
+
+
+class RunStore(Protocol):
+    """What the recorder needs from storage (storage's `RunRepository` provides it)."""
+
+    async def record(
+        self, runs: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Apply run updates and step upserts (by run_id and seq) in one transaction."""
+        ...
+
+
+class RunRecorder:
+    """An event listener that writes runs and steps to a `RunStore` in batches.
+
+    Register it with `Engine(listeners=[recorder])`, `await recorder.start()` once the event
+    loop runs, and `await recorder.stop()` (which flushes) on shutdown.
+    """
+
+    def __init__(self, store: RunStore, *, interval_s: float = 0.05) -> None:
+        self._store = store
+        self._interval_s = interval_s
+        self._runs: dict[str, dict[str, Any]] = {}
+        self._steps: dict[int, tuple[str, int, StepRecord]] = {}
+        self._sequence: dict[str, dict[int, int]] = {}
+        self._finished: list[str] = []
+        self._wakeup = asyncio.Event()
+        self._flushed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._generation = 0
+
+    # -- the listener -------------------------------------------------------------------------
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, StepStarted | StepFinished | StepFailed | StepCancelled | StepSkipped):
+            self._step(event.run_id, event.step)
+        elif isinstance(event, RunStarted):
+            self._run(event.run_id, status="running", started_at=event.at)
+        elif isinstance(event, RunFinished):
+            self._run(
+                event.run_id,
+                status=event.status,
+                output=jsonable(event.output),
+                error=jsonable(event.error),
+                finished_at=event.at,
+            )
+            self._finished.append(event.run_id)
+        else:
+            return  # log lines and tokens are kept on the step itself
+        self._wakeup.set()
+
+    def _run(self, run_id: str, **fields: Any) -> None:
+        self._runs.setdefault(run_id, {"id": run_id}).update(fields)
+
+    def _step(self, run_id: str, step: StepRecord) -> None:
+        numbers = self._sequence.setdefault(run_id, {})
+        seq = numbers.get(id(step))
+        if seq is None:
+            seq = numbers[id(step)] = len(numbers)
+        self._steps[id(step)] = (run_id, seq, step)
+
+    # -- flushing -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        """Write what is pending and stop the background task."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything recorded so far (one transaction)."""
+        runs = list(self._runs.values())
+        steps = [step_row(run_id, seq, step) for run_id, seq, step in self._steps.values()]
+        finished = self._finished
+        self._runs, self._steps, self._finished = {}, {}, []
+        for run_id in finished:
+            self._sequence.pop(run_id, None)
+        if runs or steps:
+            await self._store.record(runs, steps)
+        async with self._flushed:
+            self._generation += 1
+            self._flushed.notify_all()
+
+    async def wait_flushed(self) -> None:
+        """Wait until what was recorded before this call is written."""
+        async with self._flushed:
+            target = self._generation + 1
+            self._wakeup.set()
+            await self._flushed.wait_for(lambda: self._generation >= target)
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            await asyncio.sleep(self._interval_s)
+            self._wakeup.clear()
+            try:
+                await self.flush()
+            except Exception:  # the database is away: keep going, the next flush retries
+                log.exception("could not record runs; will retry")
+                await asyncio.sleep(1.0)
+
+
+def step_row(run_id: str, seq: int, step: StepRecord) -> dict[str, Any]:
+    """A step record as plain data for storage."""
+    return {
+        "run_id": run_id,
+        "seq": seq,
+        "node_id": step.node_id,
+        "node_name": step.node_name,
+        "node_type": step.node_type,
+        "status": step.status,
+        "visit": step.visit,
+        "parent": step.parent,
+        "item_index": step.item_index,
+        "input": jsonable(step.input),
+        "output": jsonable(step.output),
+        "port": step.port,
+        "error": step.error,
+        "attempts": step.attempts,
+        "started_at": step.started_at or None,
+        "finished_at": step.finished_at or None,
+        "input_tokens": step.input_tokens,
+        "output_tokens": step.output_tokens,
+        "cost_usd": step.cost_usd,
+        "model": step.model,
+        "logs": jsonable(list(step.logs)),
+        "exchanges": jsonable(list(step.exchanges)),
+    }
+
+
+def jsonable(value: Any) -> Any:
+    """`value` with anything JSON cannot hold made readable (text), so a batch never fails."""
+    if value is None or type(value) in (str, int, bool):
+        return value
+    if type(value) is float:
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)

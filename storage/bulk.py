@@ -1,0 +1,157 @@
+"""The fast path for the recorder's writes: driver-level executemany, and group commit.
+
+The recorder writes thousands of step rows a second. SQLAlchemy's per-value type processing
+costs more than SQLite's own work on such rows, so `BulkWrite` lets SQLAlchemy compile the
+statement once and encodes the rows itself, the way the column types would: JSON as text,
+times as the database stores them (UTC text on SQLite, aware datetimes for asyncpg).
+Reads go through SQLAlchemy as usual and cannot tell the difference.
+
+`GroupCommit` lets concurrent callers share one transaction: each waits until its own row is
+committed, and under load many rows go in each commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import JSON
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Insert
+
+from storage.engines import dumps
+from storage.models import UTCDateTime
+
+Item = TypeVar("Item")
+
+
+class JSONText(str):
+    """A value already serialized to JSON text; written as it is."""
+
+
+def encode_json(value: Any) -> str | None:
+    if value is None:
+        return None
+    if type(value) is JSONText:
+        return value
+    return dumps(value)
+
+
+def _as_utc(value: datetime | float) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return datetime.fromtimestamp(value, UTC)
+
+
+def encode_time_for_sqlite(value: datetime | float | None) -> str | None:
+    """A time (datetime or epoch seconds) as SQLAlchemy's SQLite DATETIME stores it, in UTC."""
+    if value is None:
+        return None
+    v = _as_utc(value)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
+        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+    )
+
+
+def encode_time_for_postgresql(value: datetime | float | None) -> datetime | None:
+    """A time (datetime or epoch seconds) as an aware datetime, what asyncpg takes."""
+    return None if value is None else _as_utc(value)
+
+
+class BulkWrite:
+    """An INSERT statement compiled once for `columns`, run as a driver-level executemany.
+
+    Rows are dicts by column name; JSON columns take any JSON-able value (or `JSONText`),
+    time columns a datetime or epoch seconds.
+    """
+
+    def __init__(self, statement: Insert, columns: Sequence[str], dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+        self.sql = str(compiled)
+        table_columns = statement.table.c
+        encode_time = (
+            encode_time_for_sqlite if dialect.name == "sqlite" else encode_time_for_postgresql
+        )
+        self._plan: list[tuple[str, Callable[[Any], Any] | None]] = []
+        for name in compiled.positiontup or ():
+            column_type = table_columns[name].type
+            encoder: Callable[[Any], Any] | None = None
+            if isinstance(column_type, JSON):
+                encoder = encode_json
+            elif isinstance(column_type, UTCDateTime):
+                encoder = encode_time
+            self._plan.append((name, encoder))
+
+    async def execute(self, connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+        plan = self._plan
+        parameters = [
+            tuple(row[name] if encode is None else encode(row[name]) for name, encode in plan)
+            for row in rows
+        ]
+        await connection.exec_driver_sql(self.sql, parameters)
+
+
+class GroupCommit(Generic[Item]):
+    """Writes submitted items in shared transactions: `await submit(item)` returns once the
+    item is committed, or raises what writing it raised.
+
+    While one batch is being written, new items queue for the next one. If a batch fails,
+    its items are retried one by one, so a bad item fails only its own caller.
+    """
+
+    def __init__(self, write: Callable[[list[Item]], Awaitable[None]]) -> None:
+        self._write = write
+        self._pending: list[tuple[Item, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_pending())
+        await future
+
+    async def _write_pending(self) -> None:
+        batch: list[tuple[Item, asyncio.Future[None]]] = []
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self._write([item for item, _ in batch])
+                except Exception as exc:
+                    if len(batch) == 1:
+                        _settle(batch[0][1], exc)
+                    else:
+                        for item, future in batch:
+                            await self._write_alone(item, future)
+                else:
+                    for _, future in batch:
+                        _settle(future, None)
+        except BaseException:  # cancelled (shutdown): nobody may wait forever
+            for _, future in [*batch, *self._pending]:
+                future.cancel()
+            self._pending = []
+            raise
+        finally:
+            self._writer = None
+
+    async def _write_alone(self, item: Item, future: asyncio.Future[None]) -> None:
+        try:
+            await self._write([item])
+        except Exception as exc:
+            _settle(future, exc)
+        else:
+            _settle(future, None)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():  # its caller was cancelled
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)

@@ -1,0 +1,189 @@
+"""How FlowLoom connects to SQLite and PostgreSQL: URLs, connection pools and SQLite pragmas.
+
+SQLite gets two pools on the same file:
+
+- one writer connection, so this process's write transactions queue in asyncio instead of
+  fighting over SQLite's file lock; each of them starts with `BEGIN IMMEDIATE`, which makes
+  another process (`flowloom db prune` beside the studio) wait its turn (`busy_timeout`)
+  instead of failing halfway through a transaction;
+- a few read-only connections: in WAL mode readers never wait for the writer.
+
+Every connection turns on `foreign_keys` (deleting a flow cascades) and `busy_timeout`; the
+file is put in WAL mode with `synchronous=NORMAL`, which survives a crash of the process
+(only a power cut can lose the last transactions) and saves an fsync per commit.
+PostgreSQL (asyncpg) gets one ordinary pool for both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool
+
+from storage.records import StorageError
+
+BUSY_TIMEOUT_MS = 10_000
+SQLITE_READERS = 4
+POSTGRES_POOL_SIZE = 10
+# Writers queue for the one SQLite writer connection; a long VACUUM must not make them fail.
+WRITER_WAIT_S = 600.0
+
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+def dumps(value: Any) -> str:
+    """JSON text for a column: compact, UTF-8 text as is, anything unknown as its str()."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (e.g. from a "\ud800" in a webhook body)
+        return json.dumps(value, separators=(",", ":"), default=str)
+    return text
+
+
+def database_url(url: str | URL) -> URL:
+    """`url` with its async driver: `sqlite://…` and `postgresql://…` are accepted too."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StorageError(f"'{url}' is not a database URL: {exc}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "postgres":
+        backend = "postgresql"
+    if backend not in _ASYNC_DRIVERS:
+        raise StorageError(
+            f"FlowLoom stores its data in SQLite or PostgreSQL, not {backend}: use a URL such as "
+            "sqlite+aiosqlite:///path/flowloom.db or postgresql+asyncpg://user@host/flowloom."
+        )
+    parsed = parsed.set(drivername=_ASYNC_DRIVERS[backend])
+    if backend == "sqlite" and sqlite_file(parsed) is None:
+        raise StorageError(
+            f"'{url}' is an in-memory SQLite database, which would lose everything at exit: "
+            "give a file, such as sqlite+aiosqlite:///path/flowloom.db."
+        )
+    return parsed
+
+
+def describe(url: URL) -> str:
+    """The URL for messages and logs, password hidden."""
+    return url.render_as_string(hide_password=True)
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file of an SQLite URL; None for PostgreSQL (and an in-memory SQLite database)."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file::memory:"):
+        return None
+    if database.startswith("file:"):  # a URI filename: file:path?mode=…
+        database = database.removeprefix("file:").split("?", 1)[0]
+    return Path(database)
+
+
+def create_engines(url: URL) -> tuple[AsyncEngine, AsyncEngine]:
+    """(reader, writer) engines for `url`; the same engine twice on PostgreSQL."""
+    if url.get_backend_name() == "postgresql":
+        engine = create_async_engine(
+            url,
+            json_serializer=dumps,
+            pool_size=POSTGRES_POOL_SIZE,
+            max_overflow=POSTGRES_POOL_SIZE,
+        )
+        return engine, engine
+
+    writer = create_async_engine(
+        url,
+        json_serializer=dumps,
+        poolclass=AsyncAdaptedQueuePool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=WRITER_WAIT_S,
+    )
+    _configure_sqlite(writer, writes=True)
+    reader = create_async_engine(
+        url,
+        json_serializer=dumps,
+        poolclass=AsyncAdaptedQueuePool,
+        pool_size=SQLITE_READERS,
+        max_overflow=SQLITE_READERS,
+    )
+    _configure_sqlite(reader, writes=False)
+    return reader, writer
+
+
+def create_migration_engine(url: URL) -> AsyncEngine:
+    """An engine for one migration: no pool (its connection closes with the migration);
+    on SQLite, DDL inside `BEGIN IMMEDIATE` so a failed migration leaves nothing behind,
+    and foreign keys off, as table rebuilds in SQLite migrations require."""
+    engine = create_async_engine(url, json_serializer=dumps, poolclass=NullPool)
+    if url.get_backend_name() == "sqlite":
+        _configure_sqlite(engine, writes=True, foreign_keys=False)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine, *, writes: bool, foreign_keys: bool = True) -> None:
+    pragmas = [f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"]
+    pragmas.append(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+    if writes:
+        pragmas += ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL"]
+    else:
+        pragmas.append("PRAGMA query_only = ON")
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        if writes:
+            # SQLAlchemy, not the sqlite3 module, begins transactions (see `_begin` below).
+            dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in pragmas:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    if writes:
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(connection: Connection) -> None:
+            # Take the write lock now, so the transaction's reads and writes see one state.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class DatabaseEngines:
+    """What every repository shares: the reader and writer engines and their sessions."""
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
+        self.dialect = url.get_backend_name()
+        self.reader, self.writer = create_engines(url)
+        self._read_sessions = async_sessionmaker(self.reader, expire_on_commit=False)
+        self._write_sessions = async_sessionmaker(self.writer, expire_on_commit=False)
+
+    def reading(self) -> AsyncSession:
+        """A session for reads: `async with engines.reading() as session: …`."""
+        return self._read_sessions()
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncSession]:
+        """A session in a write transaction, committed when the block ends without error."""
+        async with self._write_sessions.begin() as session:
+            yield session
+
+    async def dispose(self) -> None:
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()

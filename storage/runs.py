@@ -1,0 +1,349 @@
+"""Runs and their steps: what the engine's recorder writes and the run pages read.
+
+The recorder hands over plain data in batches (`record`): partial run updates and whole step
+rows, written in one transaction as a few bulk `INSERT … ON CONFLICT` statements, never a
+round trip per row (see storage/bulk.py). Concurrent `create` calls share a commit too.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Table, delete, func, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from storage.bulk import BulkWrite, GroupCommit, JSONText
+from storage.engines import DatabaseEngines
+from storage.models import Run, Step, utc_now
+from storage.records import (
+    RUN_STATUSES,
+    UNFINISHED,
+    NotFound,
+    RunRecord,
+    StepRow,
+    StorageError,
+)
+from storage.retention import capped_json
+from storage.upsert import upsert
+
+RUNS = cast(Table, Run.__table__)
+STEPS = cast(Table, Step.__table__)
+
+#: What a run update passed to `record` may change.
+RUN_UPDATE_FIELDS = frozenset({"status", "output", "error", "started_at", "finished_at"})
+_TIMES = ("started_at", "finished_at")
+#: Every column of a step row but its key, with the value used when a step dict lacks it.
+STEP_DEFAULTS: dict[str, Any] = {
+    "node_id": "",
+    "node_name": "",
+    "node_type": "",
+    "status": "running",
+    "visit": 1,
+    "parent": None,
+    "item_index": None,
+    "input": None,
+    "output": None,
+    "port": None,
+    "error": None,
+    "attempts": 0,
+    "started_at": None,
+    "finished_at": None,
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "cost_usd": 0.0,
+    "model": None,
+    "logs": [],
+    "exchanges": [],
+}
+STEP_COLUMNS = ("run_id", "seq", *STEP_DEFAULTS)
+CREATE_COLUMNS = ("id", "flow_id", "flow_version", "trigger", "status", "input", "created_at")
+_EMPTY_LIST = JSONText("[]")
+# A run the recorder reports on before `create` stored it (or that `create` never saw, such
+# as a run started by hand in a test) gets a header anyway, so its steps are never lost.
+_PLACEHOLDER_STATUS = "running"
+
+
+class RunRepository:
+    """`db.runs`: run headers and their step rows."""
+
+    def __init__(self, engines: DatabaseEngines, *, max_payload_bytes: int) -> None:
+        self._engines = engines
+        self._max_payload_bytes = max_payload_bytes
+        dialect = engines.writer.dialect
+        self._insert_runs = BulkWrite(insert(Run), CREATE_COLUMNS, dialect)
+        self._creates = GroupCommit(self._write_created)
+        self._run_updates: dict[tuple[str, ...], BulkWrite] = {}
+        self._upsert_steps = BulkWrite(
+            upsert(engines.dialect, Step, keys=("run_id", "seq"), update=STEP_DEFAULTS),
+            STEP_COLUMNS,
+            dialect,
+        )
+        self._insert_placeholders = BulkWrite(
+            upsert(engines.dialect, Run, keys=("id",), update=()),
+            ("id", "status", "created_at"),
+            dialect,
+        )
+
+    async def create(
+        self,
+        *,
+        run_id: str,
+        flow_id: str | None,
+        flow_version: int | None,
+        trigger: str | None,
+        input: Any,
+        status: str = "queued",
+    ) -> RunRecord:
+        """Store a new run; it is committed when this returns (a webhook may answer 202).
+
+        NotFound if `flow_id` names no flow; StorageError if the run id is taken.
+        """
+        _check_status(status)
+        row = {
+            "id": run_id,
+            "flow_id": flow_id,
+            "flow_version": flow_version,
+            "trigger": trigger,
+            "status": status,
+            "input": input,
+            "created_at": utc_now(),
+        }
+        try:
+            await self._creates.submit(row)
+        except IntegrityError as exc:
+            if await self._exists(run_id):
+                raise StorageError(f"A run with id {run_id} exists already.") from exc
+            raise NotFound(f"There is no flow with id {flow_id}.") from exc
+        return RunRecord(
+            id=run_id,
+            flow_id=flow_id,
+            flow_version=flow_version,
+            trigger=trigger,
+            status=status,
+            input=input,
+            output=None,
+            error=None,
+            created_at=row["created_at"],
+            started_at=None,
+            finished_at=None,
+        )
+
+    async def record(
+        self, runs: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Apply run updates and step upserts in one transaction (the recorder's group commit).
+
+        A run update is `{"id", …}` with any of RUN_UPDATE_FIELDS (times as epoch seconds);
+        only the fields present change. A step is upserted whole by (run_id, seq); its input
+        and output are capped at `max_payload_bytes`. A run not stored yet is created.
+        """
+        run_batches = self._run_batches(runs)
+        step_rows = self._step_rows(steps)
+        updated = {run["id"] for run in runs}
+        now = utc_now()
+        placeholders = [
+            {"id": run_id, "status": _PLACEHOLDER_STATUS, "created_at": now}
+            for run_id in dict.fromkeys(row["run_id"] for row in step_rows)
+            if run_id not in updated
+        ]
+        if not run_batches and not step_rows:
+            return
+        async with self._engines.writer.begin() as connection:
+            for statement, rows in run_batches:
+                await statement.execute(connection, rows)
+            if placeholders:
+                await self._insert_placeholders.execute(connection, placeholders)
+            if step_rows:
+                await self._upsert_steps.execute(connection, step_rows)
+
+    async def get(self, run_id: str) -> RunRecord:
+        """The run with its steps in order; NotFound if there is none."""
+        async with self._engines.reader.connect() as connection:
+            row = (await connection.execute(select(RUNS).where(RUNS.c.id == run_id))).first()
+            if row is None:
+                raise NotFound(f"There is no run with id {run_id}.")
+            steps = await connection.execute(
+                select(STEPS).where(STEPS.c.run_id == run_id).order_by(STEPS.c.seq)
+            )
+            return _run_record(row._mapping, [_step_row(step._mapping) for step in steps])
+
+    async def list(
+        self,
+        *,
+        flow_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[builtins.list[RunRecord], int]:
+        """A page of runs, newest first (without their steps), and how many match in all."""
+        conditions: builtins.list[ColumnElement[bool]] = []
+        if flow_id is not None:
+            conditions.append(RUNS.c.flow_id == flow_id)
+        if status is not None:
+            conditions.append(RUNS.c.status == status)
+        async with self._engines.reader.connect() as connection:
+            rows = await connection.execute(
+                select(RUNS)
+                .where(*conditions)
+                .order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            records = [_run_record(row._mapping, []) for row in rows]
+            total = await connection.scalar(
+                select(func.count()).select_from(RUNS).where(*conditions)
+            )
+        return records, int(total or 0)
+
+    async def unfinished(self) -> builtins.list[RunRecord]:
+        """Runs still queued or running (as a crash left them), oldest first, with steps."""
+        async with self._engines.reader.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(RUNS)
+                    .where(RUNS.c.status.in_(UNFINISHED))
+                    .order_by(RUNS.c.created_at, RUNS.c.id)
+                )
+            ).all()
+            steps: dict[str, builtins.list[StepRow]] = {row.id: [] for row in rows}
+            if steps:
+                step_rows = await connection.execute(
+                    select(STEPS)
+                    .join(RUNS, RUNS.c.id == STEPS.c.run_id)
+                    .where(RUNS.c.status.in_(UNFINISHED))
+                    .order_by(STEPS.c.run_id, STEPS.c.seq)
+                )
+                for step in step_rows:
+                    if step.run_id in steps:  # not a run that became unfinished since
+                        steps[step.run_id].append(_step_row(step._mapping))
+        return [_run_record(row._mapping, steps[row.id]) for row in rows]
+
+    async def set_status(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        error: dict[str, Any] | None = None,
+        finished_at: float | None = None,
+    ) -> None:
+        """Set the run's status; `error` and `finished_at` too when given. NotFound."""
+        _check_status(status)
+        values: dict[str, Any] = {"status": status}
+        if error is not None:
+            values["error"] = error
+        if finished_at is not None:
+            values["finished_at"] = _time(finished_at)
+        async with self._engines.writer.begin() as connection:
+            result = await connection.execute(
+                update(RUNS).where(RUNS.c.id == run_id).values(**values)
+            )
+        if not result.rowcount:
+            raise NotFound(f"There is no run with id {run_id}.")
+
+    async def delete_steps_after(self, run_id: str, seq: int) -> None:
+        """Drop the run's steps numbered above `seq` (before resuming it from there)."""
+        async with self._engines.writer.begin() as connection:
+            await connection.execute(
+                delete(STEPS).where(STEPS.c.run_id == run_id, STEPS.c.seq > seq)
+            )
+
+    async def _exists(self, run_id: str) -> bool:
+        async with self._engines.reader.connect() as connection:
+            found = await connection.scalar(select(RUNS.c.id).where(RUNS.c.id == run_id))
+        return found is not None
+
+    async def _write_created(self, rows: builtins.list[dict[str, Any]]) -> None:
+        async with self._engines.writer.begin() as connection:
+            await self._insert_runs.execute(connection, rows)
+
+    def _run_batches(
+        self, runs: Sequence[Mapping[str, Any]]
+    ) -> builtins.list[tuple[BulkWrite, builtins.list[dict[str, Any]]]]:
+        # Updates of one run are merged; runs changing the same fields share one statement.
+        merged: dict[str, dict[str, Any]] = {}
+        for run in runs:
+            unknown = run.keys() - RUN_UPDATE_FIELDS - {"id"}
+            if unknown:
+                raise ValueError(f"a run update cannot change {sorted(unknown)}")
+            if "status" in run:
+                _check_status(run["status"])
+            merged.setdefault(run["id"], {"id": run["id"]}).update(run)
+        batches: dict[tuple[str, ...], builtins.list[dict[str, Any]]] = {}
+        now = utc_now()
+        for row in merged.values():
+            for name in _TIMES:
+                if name in row:
+                    row[name] = row[name] or None  # the engine reports "not yet" as 0
+            fields = tuple(sorted(row.keys() - {"id"}))
+            row.setdefault("status", _PLACEHOLDER_STATUS)  # only used if the run is new
+            row["created_at"] = now  # likewise
+            batches.setdefault(fields, []).append(row)
+        return [(self._run_update(fields), rows) for fields, rows in batches.items()]
+
+    def _run_update(self, fields: tuple[str, ...]) -> BulkWrite:
+        statement = self._run_updates.get(fields)
+        if statement is None:
+            columns = ("id", *dict.fromkeys((*fields, "status", "created_at")))
+            statement = BulkWrite(
+                upsert(self._engines.dialect, Run, keys=("id",), update=fields),
+                columns,
+                self._engines.writer.dialect,
+            )
+            self._run_updates[fields] = statement
+        return statement
+
+    def _step_rows(self, steps: Sequence[Mapping[str, Any]]) -> builtins.list[dict[str, Any]]:
+        limit = self._max_payload_bytes
+        rows: dict[tuple[str, int], dict[str, Any]] = {}
+        for step in steps:
+            row = STEP_DEFAULTS | {name: step[name] for name in STEP_DEFAULTS if name in step}
+            row["run_id"] = step["run_id"]
+            row["seq"] = step["seq"]
+            row["input"] = capped_json(row["input"], limit)
+            row["output"] = capped_json(row["output"], limit)
+            for name in _TIMES:
+                row[name] = row[name] or None
+            for name in ("logs", "exchanges"):
+                if not row[name]:
+                    row[name] = _EMPTY_LIST
+            rows[(row["run_id"], row["seq"])] = row  # the last state of a step wins
+        return list(rows.values())
+
+
+def _check_status(status: Any) -> None:
+    if status not in RUN_STATUSES:
+        raise ValueError(f"'{status}' is not a run status; use one of {', '.join(RUN_STATUSES)}")
+
+
+def _time(value: Any) -> datetime | None:
+    """Epoch seconds (what the engine reports) as a UTC datetime; 0 and None mean unset."""
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _run_record(row: RowMapping, steps: builtins.list[StepRow]) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        flow_id=row["flow_id"],
+        flow_version=row["flow_version"],
+        trigger=row["trigger"],
+        status=row["status"],
+        input=row["input"],
+        output=row["output"],
+        error=row["error"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        steps=steps,
+    )
+
+
+def _step_row(row: RowMapping) -> StepRow:
+    return StepRow(**row)

@@ -1,0 +1,28 @@
+"""`INSERT … ON CONFLICT` for both databases, the one statement bulk writes are built on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+from storage.models import Base
+
+
+def upsert(
+    dialect: str, model: type[Base], *, keys: Sequence[str], update: Iterable[str]
+) -> Insert:
+    """Insert rows of `model`'s table; a row whose `keys` exist already gets the `update` columns
+    from the new row instead (nothing at all when `update` is empty).
+
+    Given a list of parameter sets, it runs as one executemany: no round trip per row.
+    """
+    statement = sqlite.insert(model) if dialect == "sqlite" else postgresql.insert(model)
+    columns = list(update)
+    if not columns:
+        return statement.on_conflict_do_nothing(index_elements=list(keys))
+    return statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={column: statement.excluded[column] for column in columns},
+    )

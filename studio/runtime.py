@@ -1,0 +1,297 @@
+"""The running FlowLoom: database, engine and recorder, and the runs going on right now.
+
+`flowloom serve` and `flowloom studio` both build one `Runtime`; the REST API, webhooks and
+schedules submit runs through it. A submitted run is committed to the database before
+`submit` returns, so whatever acknowledges it (an API answer, a webhook's 202) never
+acknowledges a run that could be lost. At start, runs a killed process left `queued` or
+`running` are resumed from their last finished step, or marked `interrupted` with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from engine import CompiledFlow, Engine, InvalidFlowError, RunHandle, RunResult, StepRecord
+from engine.recorder import RunRecorder
+from engine.settings import Settings
+from storage import Database, FlowRecord, NotFound, RunRecord, StepRow
+
+log = structlog.get_logger("flowloom.runtime")
+
+_COMPILED_CACHE_SIZE = 256
+PRUNE_EVERY_S = 3600.0
+
+
+class Runtime:
+    """Owns the database, the engine and every run in flight."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._db: Database | None = None
+        self._engine: Engine | None = None
+        self._recorder: RunRecorder | None = None
+        self._running: dict[str, RunHandle] = {}
+        self._compiled: OrderedDict[tuple[str, int], CompiledFlow] = OrderedDict()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            raise RuntimeError("FlowLoom has not started yet.")
+        return self._db
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("FlowLoom has not started yet.")
+        return self._engine
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def start(self, *, recover: bool = True) -> None:
+        """Open (and migrate) the database, start recording, resume interrupted runs."""
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+        self._db = await Database.open(
+            settings.effective_database_url,
+            data_dir=settings.data_dir,
+            secret_key=secret,
+            max_payload_bytes=settings.max_payload_bytes,
+        )
+        self._recorder = RunRecorder(self._db.runs)
+        self._engine = Engine(
+            loader=self,
+            listeners=[self._recorder],
+            credentials=self._db.credentials,
+            memory=self._db.memory,
+        )
+        await self._recorder.start()
+        if recover:
+            await self.recover()
+        self._in_background(self._prune_periodically())
+
+    async def stop(self) -> None:
+        """Stop without losing runs: those still going stay `running` and resume next start."""
+        for task in list(self._background):
+            task.cancel()
+        running = [handle.task for handle in self._running.values()]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, *self._background, return_exceptions=True)
+        if self._recorder is not None:
+            await self._recorder.stop()
+        if self._engine is not None:
+            await self._engine.aclose()
+        if self._db is not None:
+            await self._db.close()
+        self._db = self._engine = self._recorder = None
+
+    def _in_background(self, work: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    # -- flows --------------------------------------------------------------------------------
+
+    async def load_flow(self, ref: str) -> CompiledFlow:
+        """The engine's FlowLoader: a flow by id or name, for `flow.subflow`."""
+        record = await self.db.flows.find(ref)
+        if record is None:
+            raise KeyError(ref)
+        return self.compile(record)
+
+    def compile(self, flow: FlowRecord) -> CompiledFlow:
+        """A flow's current version, compiled once and kept while it is in use."""
+        return self._compile_version(flow.id, flow.version, flow.document)
+
+    def _compile_version(
+        self, flow_id: str, version: int, document: dict[str, Any]
+    ) -> CompiledFlow:
+        key = (flow_id, version)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = self.engine.compile(document)
+            if len(self._compiled) > _COMPILED_CACHE_SIZE:
+                self._compiled.popitem(last=False)
+        else:
+            self._compiled.move_to_end(key)
+        return compiled
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    async def submit(
+        self, flow: FlowRecord, input: Any, *, trigger: str | None = None
+    ) -> RunRecord:
+        """Store a new run (committed before this returns), then start it in the background.
+
+        Raises InvalidFlowError when the flow cannot run; nothing is stored then.
+        """
+        compiled = self.compile(flow)
+        trigger_id = trigger or (compiled.default_trigger() if compiled.triggers else None)
+        record = await self.db.runs.create(
+            run_id=_new_run_id(),
+            flow_id=flow.id,
+            flow_version=flow.version,
+            trigger=trigger_id,
+            input=input,
+        )
+        self._launch(compiled, record, input, trigger_id, resume=None)
+        return record
+
+    def _launch(
+        self,
+        compiled: CompiledFlow,
+        record: RunRecord,
+        input: Any,
+        trigger: str | None,
+        resume: list[StepRecord] | None,
+    ) -> None:
+        handle = self.engine.start(
+            compiled,
+            input,
+            run_id=record.id,
+            flow_id=record.flow_id,
+            trigger=trigger,
+            resume=resume,
+        )
+        self._running[record.id] = handle
+        handle.task.add_done_callback(lambda _: self._running.pop(record.id, None))
+
+    def is_running(self, run_id: str) -> bool:
+        return run_id in self._running
+
+    async def cancel(self, run_id: str) -> bool:
+        """Cancel a run in flight; False when it is not running here."""
+        handle = self._running.get(run_id)
+        if handle is None:
+            return False
+        handle.cancel()
+        await asyncio.gather(handle.task, return_exceptions=True)
+        await self.flushed()
+        return True
+
+    async def wait(self, run_id: str, timeout_s: float) -> RunResult | None:
+        """The run's result if it ends within `timeout_s` (and is recorded), else None."""
+        handle = self._running.get(run_id)
+        if handle is None:
+            return None
+        done, _ = await asyncio.wait({handle.task}, timeout=timeout_s)
+        if not done:
+            return None
+        await self.flushed()
+        return handle.task.result()
+
+    async def flushed(self) -> None:
+        """Wait until every event so far is written to the database."""
+        if self._recorder is not None:
+            await self._recorder.wait_flushed()
+
+    # -- crash recovery -----------------------------------------------------------------------
+
+    async def recover(self) -> dict[str, int]:
+        """Resume every run a stopped process left unfinished, or mark it `interrupted`."""
+        resumed = interrupted = 0
+        for run in await self.db.runs.unfinished():
+            if run.id in self._running:
+                continue
+            reason = await self._resume(run)
+            if reason is None:
+                resumed += 1
+                continue
+            interrupted += 1
+            await self.db.runs.set_status(
+                run.id,
+                "interrupted",
+                error={
+                    "message": reason,
+                    "node_id": None,
+                    "node_name": None,
+                    "type": "Interrupted",
+                },
+                finished_at=datetime.now(UTC).timestamp(),
+            )
+        if resumed or interrupted:
+            log.info("recovered unfinished runs", resumed=resumed, interrupted=interrupted)
+        return {"resumed": resumed, "interrupted": interrupted}
+
+    async def _resume(self, run: RunRecord) -> str | None:
+        """Start an unfinished run again from its finished steps; the reason if it can't be."""
+        if run.flow_id is None or run.flow_version is None:
+            return "FlowLoom stopped during this run, and its flow no longer exists."
+        try:
+            versions = await self.db.flows.versions(run.flow_id)
+        except NotFound:
+            return "FlowLoom stopped during this run, and its flow has since been deleted."
+        document = next((v.document for v in versions if v.version == run.flow_version), None)
+        if document is None:
+            return "FlowLoom stopped during this run, and that version of its flow is gone."
+        finished = [_step_record(row) for row in run.steps if _reusable(row)]
+        if any(_truncated(step.output) for step in finished):
+            return (
+                "FlowLoom stopped during this run, and a finished step's output was too large "
+                "to keep, so the run cannot continue where it stopped."
+            )
+        try:
+            compiled = self._compile_version(run.flow_id, run.flow_version, document)
+        except InvalidFlowError as exc:
+            return f"FlowLoom stopped during this run, and its flow can no longer run: {exc}"
+        await self.db.runs.delete_steps_after(run.id, -1)
+        self._launch(compiled, run, run.input, run.trigger, resume=finished)
+        return None
+
+    async def _prune_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_EVERY_S)
+            with contextlib.suppress(Exception):
+                report = await self.db.prune(
+                    days=self.settings.retention_days,
+                    max_runs_per_flow=self.settings.retention_max_runs,
+                )
+                log.info("pruned run history", **report)
+
+
+def _new_run_id() -> str:
+    return os.urandom(16).hex()
+
+
+def _reusable(row: StepRow) -> bool:
+    return row.status == "succeeded" or (row.status == "failed" and row.port is not None)
+
+
+def _truncated(value: Any) -> bool:
+    return isinstance(value, Mapping) and value.get("_truncated") is True
+
+
+def _step_record(row: StepRow) -> StepRecord:
+    return StepRecord(
+        node_id=row.node_id,
+        node_name=row.node_name,
+        node_type=row.node_type,
+        status=row.status,  # type: ignore[arg-type]  # a stored status is a step status
+        visit=row.visit,
+        input=row.input,
+        output=row.output,
+        port=row.port,
+        error=row.error,
+        attempts=row.attempts,
+        started_at=row.started_at.timestamp() if row.started_at else 0.0,
+        finished_at=row.finished_at.timestamp() if row.finished_at else 0.0,
+        parent=row.parent,
+        item_index=row.item_index,
+        input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens,
+        cost_usd=row.cost_usd,
+        model=row.model,
+        logs=list(row.logs),
+        exchanges=list(row.exchanges),
+    )

@@ -1,0 +1,30 @@
+"""When schedule triggers fire next (APScheduler's triggers do the cron arithmetic)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+
+def schedule_trigger(config: dict[str, Any], document: dict[str, Any]) -> BaseTrigger:
+    """The APScheduler trigger for a `trigger.schedule` config (cron or every_s)."""
+    timezone = ZoneInfo(
+        config.get("timezone") or document.get("settings", {}).get("timezone") or "UTC"
+    )
+    if config.get("cron"):
+        return CronTrigger.from_crontab(config["cron"], timezone=timezone)
+    return IntervalTrigger(seconds=float(config["every_s"]), timezone=timezone)
+
+
+def next_fire_time(
+    config: dict[str, Any], document: dict[str, Any], now: datetime | None = None
+) -> datetime | None:
+    """The next time a schedule fires after `now` (UTC), or None if it never will."""
+    now = now or datetime.now(UTC)
+    fire = schedule_trigger(config, document).get_next_fire_time(None, now)
+    return fire.astimezone(UTC) if fire is not None else None

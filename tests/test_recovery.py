@@ -1,0 +1,123 @@
+"""Kill -9 the server mid-run and start it again: nothing accepted is lost, nothing stays running."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.documents import chain, manual, step
+from tests.flowloom_process import FlowLoomProcess
+from tests.servers import EchoServer
+
+FINAL = ("succeeded", "failed", "cancelled", "interrupted")
+
+
+def slow_flow(echo_url: str) -> dict[str, Any]:
+    """Call a web service (once!), wait, then finish."""
+    document = chain(
+        manual(),
+        step(
+            "call",
+            "http.request",
+            {"method": "POST", "url": f"{echo_url}/echo", "body": {"order": "{{ input.order }}"}},
+        ),
+        step("wait", "flow.delay", {"seconds": 1.5}),
+        step(
+            "done",
+            "data.set",
+            {
+                "values": {"finished": True, "order": "{{ input.body.json.order }}"},
+                "keep_input": False,
+            },
+        ),
+    )
+    document["name"] = "Slow order"
+    return document
+
+
+def test_killed_mid_run_resumes_from_the_last_finished_step(
+    tmp_path: Path, echo_server: EchoServer
+) -> None:
+    server = FlowLoomProcess(tmp_path / "data").start()
+    with server.client() as client:
+        flow_id = client.post(
+            "/api/v1/flows", json={"document": slow_flow(echo_server.url)}
+        ).json()["id"]
+        run_id = client.post(f"/api/v1/flows/{flow_id}/runs", json={"order": 42}).json()["run_id"]
+    before = server.wait_for_run(
+        run_id,
+        lambda r: any(s["node_id"] == "wait" and s["status"] == "running" for s in r["steps"]),
+    )
+    call_before = next(s for s in before["steps"] if s["node_id"] == "call")
+
+    server.kill()
+    restarted = FlowLoomProcess(tmp_path / "data")
+    restarted.port, restarted.url = server.port, server.url
+    restarted.start()
+    try:
+        run = restarted.wait_for_run(run_id, lambda r: r["status"] in FINAL)
+    finally:
+        restarted.stop()
+
+    assert run["status"] == "succeeded", run
+    assert run["output"] == {"finished": True, "order": 42}
+    assert len([r for r in echo_server.requests if r.path == "/echo"]) == 1  # not called again
+    call_after = next(s for s in run["steps"] if s["node_id"] == "call")
+    assert call_after["started_at"] == call_before["started_at"]
+    assert [s["node_id"] for s in run["steps"]] == ["start", "call", "wait", "done"]
+
+
+def test_an_accepted_submit_survives_an_immediate_kill(
+    tmp_path: Path, echo_server: EchoServer
+) -> None:
+    server = FlowLoomProcess(tmp_path / "data").start()
+    with server.client() as client:
+        flow_id = client.post(
+            "/api/v1/flows", json={"document": slow_flow(echo_server.url)}
+        ).json()["id"]
+        accepted = [
+            client.post(f"/api/v1/flows/{flow_id}/runs", json={"order": n}).json()["run_id"]
+            for n in range(5)
+        ]
+    server.kill()
+
+    restarted = FlowLoomProcess(tmp_path / "data").start()
+    try:
+        runs = [
+            restarted.wait_for_run(run_id, lambda r: r["status"] in FINAL) for run_id in accepted
+        ]
+        with restarted.client() as client:
+            still_running = client.get("/api/v1/runs", params={"status": "running"}).json()["total"]
+    finally:
+        restarted.stop()
+
+    assert [r["status"] for r in runs] == ["succeeded"] * 5
+    assert sorted(r["output"]["order"] for r in runs) == [0, 1, 2, 3, 4]
+    assert still_running == 0
+
+
+def test_a_run_whose_flow_is_gone_is_marked_interrupted(
+    tmp_path: Path, echo_server: EchoServer
+) -> None:
+    server = FlowLoomProcess(tmp_path / "data").start()
+    with server.client() as client:
+        flow_id = client.post(
+            "/api/v1/flows", json={"document": slow_flow(echo_server.url)}
+        ).json()["id"]
+        run_id = client.post(f"/api/v1/flows/{flow_id}/runs", json={"order": 1}).json()["run_id"]
+    server.wait_for_run(run_id, lambda r: r["status"] == "running")
+    server.kill()
+
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "data" / "flowloom.db") as connection:
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("DELETE FROM flow_versions WHERE flow_id = ?", (flow_id,))
+    restarted = FlowLoomProcess(tmp_path / "data").start()
+    try:
+        run = restarted.wait_for_run(run_id, lambda r: r["status"] in FINAL)
+    finally:
+        restarted.stop()
+
+    assert run["status"] == "interrupted"
+    assert "FlowLoom stopped during this run" in run["error"]["message"]

@@ -1,0 +1,298 @@
+"""Runs and steps: what the recorder writes and the run pages read, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.dialects import sqlite
+
+from storage import Database, NotFound, StorageError
+from storage.bulk import encode_time_for_sqlite
+from storage.models import UTCDateTime
+
+
+def step(run_id: str, seq: int, **fields: Any) -> dict[str, Any]:
+    now = time.time()
+    return {
+        "run_id": run_id,
+        "seq": seq,
+        "node_id": f"n{seq}",
+        "node_name": f"Step {seq}",
+        "node_type": "data.set",
+        "status": "succeeded",
+        "visit": 1,
+        "input": {"n": seq},
+        "output": {"n": seq + 1},
+        "started_at": now,
+        "finished_at": now + 0.01,
+        **fields,
+    }
+
+
+async def new_run(db: Database, run_id: str, flow_id: str | None = None, **fields: Any) -> None:
+    await db.runs.create(
+        run_id=run_id,
+        flow_id=flow_id,
+        flow_version=1 if flow_id else None,
+        trigger=fields.pop("trigger", "manual"),
+        input=fields.pop("input", {"run": run_id}),
+        **fields,
+    )
+
+
+async def test_a_created_run_is_visible_to_another_process_at_once(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    flow = await db.flows.create({"name": "Flow"})
+
+    created = await db.runs.create(
+        run_id="run-1", flow_id=flow.id, flow_version=1, trigger="webhook", input={"a": 1}
+    )
+
+    other = await Database.open(database_url, data_dir=tmp_path / "data")
+    try:
+        seen = await other.runs.get("run-1")
+    finally:
+        await other.close()
+    assert seen == created
+    assert (seen.status, seen.flow_id, seen.trigger, seen.input) == (
+        "queued",
+        flow.id,
+        "webhook",
+        {"a": 1},
+    )
+    assert seen.steps == []
+
+
+async def test_record_changes_only_the_given_run_fields(db: Database) -> None:
+    await new_run(db, "run-1")
+    started = time.time()
+
+    await db.runs.record([{"id": "run-1", "status": "running", "started_at": started}], [])
+    await db.runs.record(
+        [
+            {
+                "id": "run-1",
+                "status": "succeeded",
+                "output": {"done": True},
+                "finished_at": started + 2,
+            }
+        ],
+        [],
+    )
+
+    run = await db.runs.get("run-1")
+    assert run.status == "succeeded"
+    assert run.output == {"done": True}
+    assert run.input == {"run": "run-1"}
+    assert run.error is None
+    assert run.started_at is not None and run.finished_at is not None
+    assert run.started_at.timestamp() == pytest.approx(started, abs=1e-3)
+    assert (run.finished_at - run.started_at).total_seconds() == pytest.approx(2, abs=1e-3)
+
+
+async def test_steps_are_upserted_by_run_and_sequence_number(db: Database) -> None:
+    await new_run(db, "run-1")
+
+    await db.runs.record(
+        [{"id": "run-1", "status": "running"}],
+        [step("run-1", 0), step("run-1", 1, status="running", output=None, finished_at=None)],
+    )
+    await db.runs.record(
+        [],
+        [
+            step(
+                "run-1",
+                1,
+                attempts=2,
+                input_tokens=10,
+                output_tokens=5,
+                cost_usd=0.25,
+                model="gpt-4o-mini",
+                logs=[{"level": "info", "message": "hi"}],
+                exchanges=[{"request": {"a": 1}, "response": {"b": 2}}],
+                port="true",
+            ),
+            step("run-1", 2, status="failed", error="boom", output=None),
+        ],
+    )
+
+    run = await db.runs.get("run-1")
+    assert [(s.seq, s.status) for s in run.steps] == [
+        (0, "succeeded"),
+        (1, "succeeded"),
+        (2, "failed"),
+    ]
+    second = run.steps[1]
+    assert second.output == {"n": 2}
+    assert (second.attempts, second.input_tokens, second.output_tokens) == (2, 10, 5)
+    assert (second.cost_usd, second.model, second.port) == (0.25, "gpt-4o-mini", "true")
+    assert second.logs == [{"level": "info", "message": "hi"}]
+    assert second.exchanges == [{"request": {"a": 1}, "response": {"b": 2}}]
+    assert second.started_at is not None and second.started_at.tzinfo is not None
+    assert run.steps[2].error == "boom"
+
+
+async def test_a_payload_over_the_limit_is_stored_as_a_truncation_marker(
+    database_url: str, tmp_path: Path
+) -> None:
+    db = await Database.open(database_url, data_dir=tmp_path, max_payload_bytes=2048)
+    try:
+        await new_run(db, "run-1")
+        big = {"text": "é" * 5000}
+        await db.runs.record([], [step("run-1", 0, input=big, output={"small": True})])
+
+        stored = (await db.runs.get("run-1")).steps[0]
+    finally:
+        await db.close()
+
+    full = json.dumps(big, ensure_ascii=False, separators=(",", ":")).encode()
+    assert stored.input == {
+        "_truncated": True,
+        "size_bytes": len(full),
+        "preview": full[:1024].decode("utf-8", errors="ignore"),
+    }
+    assert stored.output == {"small": True}
+
+
+async def test_a_batch_of_many_runs_is_one_call(db: Database) -> None:
+    for i in range(50):
+        await new_run(db, f"run-{i}")
+
+    await db.runs.record(
+        [{"id": f"run-{i}", "status": "succeeded", "output": i} for i in range(50)],
+        [step(f"run-{i}", seq) for i in range(50) for seq in range(5)],
+    )
+
+    runs, total = await db.runs.list(status="succeeded", limit=100)
+    assert total == 50
+    assert sorted(run.output for run in runs) == list(range(50))
+    assert len((await db.runs.get("run-7")).steps) == 5
+
+
+async def test_recording_a_run_not_created_yet_creates_it(db: Database) -> None:
+    await db.runs.record([], [step("sub-run", 0)])
+    await db.runs.record([{"id": "other-run", "status": "succeeded"}], [])
+
+    orphan = await db.runs.get("sub-run")
+    assert orphan.status == "running"
+    assert [s.seq for s in orphan.steps] == [0]
+    assert (await db.runs.get("other-run")).status == "succeeded"
+
+
+async def test_list_filters_by_flow_and_status_newest_first(db: Database) -> None:
+    first = await db.flows.create({"name": "First"})
+    second = await db.flows.create({"name": "Second"})
+    for i in range(3):
+        await new_run(db, f"a{i}", first.id)
+    await new_run(db, "b0", second.id, status="running")
+    await db.runs.record([{"id": "a1", "status": "failed", "error": {"message": "x"}}], [])
+
+    everything, total = await db.runs.list()
+    of_first, first_total = await db.runs.list(flow_id=first.id)
+    failed, failed_total = await db.runs.list(flow_id=first.id, status="failed")
+    page, _ = await db.runs.list(limit=2, offset=1)
+
+    assert total == 4
+    assert [run.id for run in everything] == ["b0", "a2", "a1", "a0"]
+    assert first_total == 3 and {run.id for run in of_first} == {"a0", "a1", "a2"}
+    assert failed_total == 1 and failed[0].error == {"message": "x"}
+    assert [run.id for run in page] == ["a2", "a1"]
+    assert all(run.steps == [] for run in everything)
+
+
+async def test_unfinished_runs_come_with_their_steps(db: Database) -> None:
+    await new_run(db, "queued")
+    await new_run(db, "running", status="running")
+    await new_run(db, "done")
+    await db.runs.record(
+        [{"id": "done", "status": "succeeded"}],
+        [step("running", 0), step("running", 1, status="running"), step("done", 0)],
+    )
+
+    unfinished = await db.runs.unfinished()
+
+    assert [run.id for run in unfinished] == ["queued", "running"]
+    assert [s.seq for s in unfinished[1].steps] == [0, 1]
+    assert unfinished[0].steps == []
+
+
+async def test_set_status_and_dropping_steps_to_resume(db: Database) -> None:
+    await new_run(db, "run-1", status="running")
+    await db.runs.record([], [step("run-1", seq) for seq in range(4)])
+
+    await db.runs.delete_steps_after("run-1", 1)
+    await db.runs.set_status(
+        "run-1", "interrupted", error={"message": "cut off"}, finished_at=time.time()
+    )
+
+    run = await db.runs.get("run-1")
+    assert [s.seq for s in run.steps] == [0, 1]
+    assert run.status == "interrupted"
+    assert run.error == {"message": "cut off"}
+    assert run.finished_at is not None
+
+
+async def test_runs_refuse_unknown_ids_statuses_and_flows(db: Database) -> None:
+    await new_run(db, "run-1")
+
+    with pytest.raises(NotFound):
+        await db.runs.get("nope")
+    with pytest.raises(NotFound):
+        await db.runs.set_status("nope", "failed")
+    with pytest.raises(ValueError, match="not a run status"):
+        await db.runs.set_status("run-1", "exploded")
+    with pytest.raises(ValueError, match="not a run status"):
+        await db.runs.record([{"id": "run-1", "status": "exploded"}], [])
+    with pytest.raises(ValueError, match="cannot change"):
+        await db.runs.record([{"id": "run-1", "input": 1}], [])
+    with pytest.raises(StorageError, match="exists already"):
+        await new_run(db, "run-1")
+    with pytest.raises(NotFound, match="no flow"):
+        await new_run(db, "run-2", "no-such-flow")
+
+
+async def test_values_json_cannot_hold_are_stored_as_text(db: Database) -> None:
+    await new_run(db, "run-1", input={"when": time.gmtime(0)[:3], "lone": "\ud800"})
+
+    run = await db.runs.get("run-1")
+
+    assert run.input == {"when": [1970, 1, 1], "lone": "\ud800"}
+
+
+async def test_concurrent_creates_share_commits_and_a_bad_one_fails_alone(db: Database) -> None:
+    flow = await db.flows.create({"name": "Flow"})
+    await new_run(db, "taken")
+
+    results = await asyncio.gather(
+        *(new_run(db, f"run-{i}", flow.id) for i in range(20)),
+        new_run(db, "taken"),
+        new_run(db, "orphan", "no-such-flow"),
+        return_exceptions=True,
+    )
+
+    assert results[:20] == [None] * 20
+    assert isinstance(results[20], StorageError) and "exists already" in str(results[20])
+    assert isinstance(results[21], NotFound)
+    _, total = await db.runs.list()
+    assert total == 21
+
+
+def test_bulk_writes_store_times_exactly_as_sqlalchemy_does() -> None:
+    processor = UTCDateTime().dialect_impl(sqlite.dialect()).bind_processor(sqlite.dialect())
+    assert processor is not None
+    for moment in (
+        datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(2030, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2))),
+    ):
+        assert encode_time_for_sqlite(moment) == processor(
+            UTCDateTime().process_bind_param(moment, sqlite.dialect())
+        )
+        assert encode_time_for_sqlite(moment.timestamp()) == encode_time_for_sqlite(moment)
