@@ -1,26 +1,36 @@
 # FlowLoom's two everyday commands: `make studio` and `make test`.
 # Both create .venv when it is missing and reinstall the project only when pyproject.toml changed.
+# Both build the canvas bundle (assets/canvas, needs Node.js 20.19+ and npm) when its sources
+# or its lock file changed.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: studio test system-deps venv
+CANVAS := assets/canvas
+CANVAS_BUNDLE := studio/components/canvas_bundle
+CANVAS_BUILT := $(CANVAS_BUNDLE)/.built
+CANVAS_MODULES := $(CANVAS)/node_modules/.installed
+CANVAS_SOURCES := $(shell find $(CANVAS)/src -type f) $(CANVAS)/vite.config.js \
+	$(CANVAS)/licenses.mjs $(CANVAS)/package.json
+
+.PHONY: studio test system-deps venv canvas
 
 ## Serve the studio at http://127.0.0.1:8080 (FLOWLOOM_HOST / FLOWLOOM_PORT change that).
-studio: $(INSTALLED)
+studio: $(INSTALLED) $(CANVAS_BUILT)
 	$(BIN)/flowloom studio
 
 ## Lint, format check, type check, then the test suite.
-test: system-deps $(INSTALLED)
+test: system-deps $(INSTALLED) $(CANVAS_BUILT)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 ## Debian packages the tests need, installed with apt-get only when missing:
-## PostgreSQL (its initdb and pg_ctl start a throwaway cluster for the database tests).
+## PostgreSQL (its initdb and pg_ctl start a throwaway cluster for the database tests) and
+## Chromium (the canvas's browser tests drive it through Playwright; no browser is downloaded).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
@@ -28,6 +38,23 @@ system-deps:
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	fi
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "Installing Chromium for the canvas's browser tests (apt-get install chromium)"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+## The canvas bundle (Vue Flow, built by Vite into studio/components/canvas_bundle).
+canvas: $(CANVAS_BUILT)
+
+$(CANVAS_MODULES): $(CANVAS)/package-lock.json $(CANVAS)/package.json
+	@command -v npm >/dev/null || { echo "The canvas needs Node.js 20.19+ and npm."; exit 1; }
+	cd $(CANVAS) && npm ci --no-audit --no-fund
+	touch $@
+
+$(CANVAS_BUILT): $(CANVAS_MODULES) $(CANVAS_SOURCES)
+	cd $(CANVAS) && npm run build
+	touch $@
 
 venv: $(INSTALLED)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 StepStatus = Literal["running", "succeeded", "failed", "skipped", "cancelled"]
@@ -76,6 +76,9 @@ class RunFinished:
     error: dict[str, Any] | None
     at: float
     duration_s: float
+    flow_id: str | None = None
+    #: Every step of the run (already sent one by one as step events; left out of JSON).
+    steps: Sequence[StepRecord] = field(default=(), repr=False, metadata={"json": False})
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +150,26 @@ Event = (
     | TokenStreamed
 )
 EventListener = Callable[[Event], None]
+#: Every event class; a listener's `event_kinds` names the ones it wants (default: all).
+KINDS: tuple[type, ...] = (
+    RunStarted,
+    RunFinished,
+    StepStarted,
+    StepFinished,
+    StepFailed,
+    StepCancelled,
+    StepSkipped,
+    LogLine,
+    TokenStreamed,
+)
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
     """An event as plain JSON data: `{"event": kind, ...its fields}`."""
     data: dict[str, Any] = {"event": event.kind}
     for item in dataclasses.fields(event):
+        if item.metadata.get("json") is False:
+            continue
         value = getattr(event, item.name)
         data[item.name] = value.to_dict() if isinstance(value, StepRecord) else value
     return data

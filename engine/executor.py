@@ -37,6 +37,7 @@ from engine.errors import (
     StepTimeout,
     VisitLimitExceeded,
 )
+from engine.events import KINDS as EVENT_KINDS
 from engine.events import (
     Event,
     EventListener,
@@ -211,18 +212,12 @@ class _Run:
             "nodes": _NodeOutputs(self.outputs, flow.by_name),
             "trigger": input,
             "vars": {**flow.document.vars, **variables},
-            "run": {
-                "id": run_id,
-                "started_at": datetime.fromtimestamp(self.started_at, UTC).isoformat(),
-            },
+            "run": _RunInfo(run_id, self.started_at),
         }
 
     def emit(self, event: Event) -> None:
         if self.listener is not None:
-            try:
-                self.listener(event)
-            except Exception as exc:  # a broken listener must not break the run
-                log.error("event listener failed", run_id=self.run_id, error=repr(exc))
+            self.listener(event)
 
 
 Ready = list[tuple[CompiledNode, Any, dict[str, Any]]]
@@ -954,6 +949,8 @@ class Engine:
         self.credentials = credentials
         self.memory: ConversationMemory = memory or InMemoryConversations()
         self.listeners: list[EventListener] = list(listeners)
+        self._dispatch: _Dispatch | None = None
+        self._dispatch_key: tuple[EventListener, ...] = ()
         self._http: httpx.AsyncClient | None = None
         self._inline: OrderedDict[str, CompiledFlow] = OrderedDict()
 
@@ -1024,7 +1021,13 @@ class Engine:
         depth: int,
         variables: Mapping[str, Any] | None,
     ) -> _Run:
-        listener = _combine([*self.listeners, on_event] if on_event else self.listeners)
+        if on_event is not None:
+            listener = _Dispatch.of([*self.listeners, on_event])
+        else:
+            key = tuple(self.listeners)
+            if key != self._dispatch_key:
+                self._dispatch, self._dispatch_key = _Dispatch.of(key), key
+            listener = self._dispatch
         return _Run(
             self,
             flow,
@@ -1113,7 +1116,16 @@ class Engine:
         )
         if run.listener is not None:
             run.emit(
-                RunFinished(run.run_id, status, output, error, finished, finished - run.started_at)
+                RunFinished(
+                    run.run_id,
+                    status,
+                    output,
+                    error,
+                    finished,
+                    finished - run.started_at,
+                    run.flow_id,
+                    run.steps,
+                )
             )
         return result
 
@@ -1139,18 +1151,40 @@ def _finished_index(
     }
 
 
-def _combine(listeners: Sequence[EventListener | None]) -> EventListener | None:
-    present = [listener for listener in listeners if listener is not None]
-    if not present:
-        return None
-    if len(present) == 1:
-        return present[0]
+class _Dispatch:
+    """Hands each event to the listeners that want its kind.
 
-    def broadcast(event: Event) -> None:
-        for listener in present:
-            listener(event)
+    A listener may say which kinds it wants with an `event_kinds` attribute (a tuple of event
+    classes); it is then not called for the others, which keeps the hot path short (the
+    metrics listener wants only runs and finished steps). A listener that raises is logged
+    and skipped: it never breaks a run.
+    """
 
-    return broadcast
+    __slots__ = ("_by_kind",)
+
+    def __init__(self, by_kind: dict[type, tuple[EventListener, ...]]) -> None:
+        self._by_kind = by_kind
+
+    @classmethod
+    def of(cls, listeners: Sequence[EventListener]) -> _Dispatch | None:
+        if not listeners:
+            return None
+        by_kind = {
+            kind: tuple(
+                listener
+                for listener in listeners
+                if kind in getattr(listener, "event_kinds", EVENT_KINDS)
+            )
+            for kind in EVENT_KINDS
+        }
+        return cls(by_kind)
+
+    def __call__(self, event: Event) -> None:
+        for listener in self._by_kind[type(event)]:
+            try:
+                listener(event)
+            except Exception as exc:  # a broken listener must not break the run
+                log.error("event listener failed", error=repr(exc), kind=event.kind)
 
 
 _engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine] = weakref.WeakKeyDictionary()

@@ -11,9 +11,11 @@ Records of standard-library loggers that reach the root logger (uvicorn's, with 
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import re
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -69,31 +71,52 @@ def _renderer(settings: Settings) -> Processor:
     return structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
 
 
-def configure_logging(settings: Settings) -> None:
+LOG_FILE_BYTES = 10 * 2**20
+LOG_FILE_BACKUPS = 5
+
+
+def configure_logging(settings: Settings, *, log_file: Path | None = None) -> None:
     """Set up structlog and the standard-library root logger from `settings`.
 
-    Calls below `settings.log_level` return at once; safe to call again (the last call wins).
+    Lines go to stderr (readable, or JSON with `FLOWLOOM_LOG_JSON=1`) and, with `log_file`,
+    also as JSON lines to that file, rotated at 10 MiB with 5 old files kept. Calls below
+    `settings.log_level` return at once; safe to call again (the last call wins).
     """
     level = logging.getLevelNamesMapping()[settings.log_level]
-    renderer = _renderer(settings)
-    exceptions: list[Processor] = (
-        [structlog.processors.dict_tracebacks] if settings.log_json else []
-    )
-
     structlog.configure(
         processors=[
             *_shared_processors(),
             structlog.processors.StackInfoRenderer(),
-            *exceptions,
-            renderer,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         context_class=dict,
         cache_logger_on_first_use=True,
     )
+    handlers: list[logging.Handler] = [
+        _handler(logging.StreamHandler(sys.stderr), _renderer(settings), settings.log_json)
+    ]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        rotating = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+        )
+        handlers.append(_handler(rotating, structlog.processors.JSONRenderer(default=str), True))
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+        old.close()
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    # Libraries that narrate routine work at INFO: keep their warnings and errors only.
+    for chatty in ("alembic", "httpx", "httpcore", "apscheduler"):
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
 
-    handler = logging.StreamHandler(sys.stderr)
+
+def _handler(handler: logging.Handler, renderer: Processor, as_json: bool) -> logging.Handler:
+    exceptions: list[Processor] = [structlog.processors.dict_tracebacks] if as_json else []
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *_shared_processors()],
@@ -104,11 +127,7 @@ def configure_logging(settings: Settings) -> None:
             ],
         )
     )
-    root = logging.getLogger()
-    for old in root.handlers[:]:
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level)
+    return handler
 
 
 __all__ = ["MASK", "configure_logging", "is_secret_key", "mask_secrets"]

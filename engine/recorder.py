@@ -35,6 +35,9 @@ from engine.events import (
 
 log = structlog.get_logger("flowloom.recorder")
 
+#: Rows kept for a retry while the database is away; beyond that the oldest are dropped.
+MAX_BACKLOG = 200_000
+
 
 class RunStore(Protocol):
     """What the recorder needs from storage (storage's `RunRepository` provides it)."""
@@ -60,6 +63,8 @@ class RunRecorder:
         self._steps: dict[int, tuple[str, int, StepRecord]] = {}
         self._sequence: dict[str, dict[int, int]] = {}
         self._finished: list[str] = []
+        self._backlog_runs: list[dict[str, Any]] = []
+        self._backlog_steps: list[dict[str, Any]] = []
         self._wakeup = asyncio.Event()
         self._flushed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -101,6 +106,11 @@ class RunRecorder:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
+    @property
+    def running(self) -> bool:
+        """Whether the background writer is alive."""
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         """Write what is pending and stop the background task."""
         if self._task is not None:
@@ -111,15 +121,33 @@ class RunRecorder:
         await self.flush()
 
     async def flush(self) -> None:
-        """Write everything recorded so far (one transaction)."""
-        runs = list(self._runs.values())
-        steps = [step_row(run_id, seq, step) for run_id, seq, step in self._steps.values()]
+        """Write everything recorded so far (one transaction).
+
+        If the write fails (the database is away), the rows are kept and written, in order,
+        before newer ones at the next flush, so no update is lost.
+        """
+        runs = [*self._backlog_runs, *self._runs.values()]
+        steps = [
+            *self._backlog_steps,
+            *(step_row(run_id, seq, step) for run_id, seq, step in self._steps.values()),
+        ]
         finished = self._finished
         self._runs, self._steps, self._finished = {}, {}, []
+        self._backlog_runs, self._backlog_steps = [], []
         for run_id in finished:
             self._sequence.pop(run_id, None)
         if runs or steps:
-            await self._store.record(runs, steps)
+            try:
+                await self._store.record(runs, steps)
+            except BaseException:
+                self._backlog_runs = runs[-MAX_BACKLOG:]
+                self._backlog_steps = steps[-MAX_BACKLOG:]
+                if len(steps) > MAX_BACKLOG:
+                    log.error(
+                        "dropped step records the database could not take",
+                        dropped=len(steps) - MAX_BACKLOG,
+                    )
+                raise
         async with self._flushed:
             self._generation += 1
             self._flushed.notify_all()

@@ -71,6 +71,28 @@ class Settings(BaseSettings):
     """`FLOWLOOM_MAX_PAYLOAD_BYTES`: a step's input or output larger than this (as JSON) is
     stored as a short preview marked `_truncated` instead."""
 
+    schedule_grace_s: float = Field(default=60.0, ge=0)
+    """`FLOWLOOM_SCHEDULE_GRACE_S`: a schedule firing missed while FlowLoom was stopped still
+    runs (once) when FlowLoom starts within this many seconds of it; older ones are skipped."""
+
+    webhook_rate_per_s: float = Field(default=100.0, gt=0)
+    """`FLOWLOOM_WEBHOOK_RATE_PER_S`: calls per second each webhook URL accepts on average;
+    calls beyond it get 429 with Retry-After."""
+
+    webhook_burst: int = Field(default=200, ge=1)
+    """`FLOWLOOM_WEBHOOK_BURST`: calls each webhook URL accepts at once above its rate."""
+
+    webhook_idempotency_ttl_s: float = Field(default=86_400.0, gt=0)
+    """`FLOWLOOM_WEBHOOK_IDEMPOTENCY_TTL_S`: how long a webhook delivery's Idempotency-Key
+    (or sender's delivery id) is remembered, so a repeat starts no second run (24 h)."""
+
+    delivery_attempts: int = Field(default=5, ge=1, le=20)
+    """`FLOWLOOM_DELIVERY_ATTEMPTS`: how many times an outgoing event webhook is tried."""
+
+    delivery_backoff_s: float = Field(default=2.0, gt=0)
+    """`FLOWLOOM_DELIVERY_BACKOFF_S`: the wait before an event webhook's 2nd attempt; each
+    later attempt waits twice as long as the one before."""
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_case_level(cls, value: Any) -> Any:

@@ -3,7 +3,8 @@
     from storage import Database
 
     db = await Database.open(url, data_dir=data_dir, secret_key=key)
-    db.flows, db.runs, db.credentials, db.triggers, db.memory; await db.prune()
+    db.flows, db.runs, db.credentials, db.triggers, db.memory, db.subscriptions;
+    await db.prune()
 
 Storage imports nothing of FlowLoom's other packages and hands back the plain records of
 `storage.records`, never SQLAlchemy objects.
@@ -14,6 +15,7 @@ from storage.records import (
     RUN_STATUSES,
     UNFINISHED,
     CredentialInfo,
+    DeliveryRecord,
     DuplicateName,
     FlowRecord,
     FlowVersionRecord,
@@ -21,6 +23,7 @@ from storage.records import (
     RunRecord,
     StepRow,
     StorageError,
+    SubscriptionRecord,
     VersionConflict,
 )
 
@@ -29,6 +32,7 @@ __all__ = [
     "UNFINISHED",
     "CredentialInfo",
     "Database",
+    "DeliveryRecord",
     "DuplicateName",
     "FlowRecord",
     "FlowVersionRecord",
@@ -36,5 +40,6 @@ __all__ = [
     "RunRecord",
     "StepRow",
     "StorageError",
+    "SubscriptionRecord",
     "VersionConflict",
 ]

@@ -87,12 +87,15 @@ class BulkWrite:
             self._plan.append((name, encoder))
 
     async def execute(self, connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+        await connection.exec_driver_sql(self.sql, self.parameters(rows))
+
+    def parameters(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """The rows as the driver takes them (for `executemany(self.sql, …)`)."""
         plan = self._plan
-        parameters = [
+        return [
             tuple(row[name] if encode is None else encode(row[name]) for name, encode in plan)
             for row in rows
         ]
-        await connection.exec_driver_sql(self.sql, parameters)
 
 
 class GroupCommit(Generic[Item]):

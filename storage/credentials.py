@@ -22,7 +22,7 @@ from storage.encryption import (
     write_key_file,
 )
 from storage.engines import DatabaseEngines
-from storage.models import Credential, utc_now
+from storage.models import Credential, Subscription, utc_now
 from storage.records import CredentialInfo, NotFound, StorageError
 from storage.upsert import upsert
 
@@ -102,6 +102,20 @@ class CredentialStore:
         fields: dict[str, str] = json.loads(decrypted)
         return fields
 
+    def seal(self, text: str) -> str:
+        """`text` encrypted with the credentials' key (subscription secrets use it too)."""
+        return self._fernet().encrypt(text.encode("utf-8")).decode("ascii")
+
+    def unseal(self, token: str) -> str:
+        """What `seal` encrypted; StorageError if the key changed since."""
+        try:
+            return self._fernet().decrypt(token.encode("ascii")).decode("utf-8")
+        except InvalidToken:
+            raise StorageError(
+                "A stored secret cannot be decrypted with the current secret key: "
+                "FLOWLOOM_SECRET_KEY (or the data dir's secret.key) changed since it was saved."
+            ) from None
+
     async def rotate_key(self, new_key: str) -> int:
         """Re-encrypt every credential with `new_key` (a Fernet key or a passphrase), in one
         transaction; returns how many. When the current key lives in the data dir's
@@ -128,6 +142,24 @@ class CredentialStore:
                     await session.execute(
                         update(Credential)
                         .where(Credential.name == name)
+                        .values(secret=new.encrypt(plain).decode("ascii"))
+                    )
+                # Subscription secrets are sealed with the same key.
+                sealed = await session.execute(
+                    select(Subscription.id, Subscription.secret).where(
+                        Subscription.secret.is_not(None)
+                    )
+                )
+                for subscription_id, token in sealed.all():
+                    if token is None:
+                        continue
+                    try:
+                        plain = old.decrypt(token.encode("ascii"))
+                    except InvalidToken:
+                        continue  # already unreadable; re-encrypting cannot help it
+                    await session.execute(
+                        update(Subscription)
+                        .where(Subscription.id == subscription_id)
                         .values(secret=new.encrypt(plain).decode("ascii"))
                     )
         except BaseException:

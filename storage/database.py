@@ -28,6 +28,8 @@ from storage.migrations import MigrationResult
 from storage.records import StorageError
 from storage.retention import prune
 from storage.runs import RunRepository
+from storage.stats import StatsRepository
+from storage.subscriptions import SubscriptionRepository
 from storage.triggers import TriggerRepository
 
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
@@ -52,6 +54,8 @@ class Database:
         self.credentials = CredentialStore(engines, key)
         self.triggers = TriggerRepository(engines)
         self.memory = ConversationStore(engines)
+        self.stats = StatsRepository(engines)
+        self.subscriptions = SubscriptionRepository(engines, self.credentials)
 
     @classmethod
     async def open(
@@ -109,6 +113,12 @@ class Database:
         except (OSError, SQLAlchemyError) as exc:
             reason = getattr(exc, "orig", None) or exc
             raise StorageError(f"The database at {self.url} does not answer: {reason}") from exc
+
+    async def schema_is_current(self) -> bool:
+        """Whether every migration this FlowLoom ships has been applied to the database."""
+        async with self._engines.reader.connect() as connection:
+            revision = await connection.run_sync(migrations.revision_of)
+        return revision == migrations.head_revision()
 
     async def prune(
         self,

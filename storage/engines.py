@@ -17,10 +17,11 @@ PostgreSQL (asyncpg) gets one ordinary pool for both.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
@@ -34,6 +35,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool
 
 from storage.records import StorageError
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
 SQLITE_READERS = 4
@@ -112,6 +115,9 @@ def create_engines(url: URL) -> tuple[AsyncEngine, AsyncEngine]:
         pool_size=1,
         max_overflow=0,
         pool_timeout=WRITER_WAIT_S,
+        # Every use of the writer ends its own transaction (commit or rollback), so the
+        # pool's rollback on return would only cost one more trip to the driver's thread.
+        pool_reset_on_return=None,
     )
     _configure_sqlite(writer, writes=True)
     reader = create_async_engine(
@@ -163,6 +169,17 @@ def _configure_sqlite(engine: AsyncEngine, *, writes: bool, foreign_keys: bool =
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _in_transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(connection)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return result
+
+
 class DatabaseEngines:
     """What every repository shares: the reader and writer engines and their sessions."""
 
@@ -182,6 +199,22 @@ class DatabaseEngines:
         """A session in a write transaction, committed when the block ends without error."""
         async with self._write_sessions.begin() as session:
             yield session
+
+    async def write_sqlite(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(connection)` inside one `BEGIN IMMEDIATE … COMMIT` on the SQLite writer
+        connection's own thread: one trip there and back for the whole transaction, where
+        going through SQLAlchemy costs one per statement. Rolled back if `work` raises.
+
+        This reaches into aiosqlite (the thread that owns the sqlite3 connection), which
+        has no public call for it; the hot writes (run creation, the recorder's batches)
+        use it, everything else goes through SQLAlchemy.
+        """
+        assert self.dialect == "sqlite", "write_sqlite is for SQLite databases"
+        async with self.writer.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            result: T = await driver._execute(_in_transaction, driver._conn, work)
+            return result
 
     async def dispose(self) -> None:
         await self.writer.dispose()

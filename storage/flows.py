@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -19,6 +19,9 @@ from storage.records import DuplicateName, FlowRecord, FlowVersionRecord, NotFou
 UNTITLED = "Untitled flow"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _ID_LENGTH = 12  # 36**12 ≈ 5e18: no collision in practice, short enough for a URL
+
+#: Told about every committed change of a flow: (flow_id, the flow now, or None if deleted).
+FlowWatcher = Callable[[str, "FlowRecord | None"], None]
 
 
 def new_flow_id() -> str:
@@ -37,6 +40,16 @@ class FlowRepository:
 
     def __init__(self, engines: DatabaseEngines) -> None:
         self._engines = engines
+        self._watchers: list[FlowWatcher] = []
+
+    def watch(self, watcher: FlowWatcher) -> None:
+        """Call `watcher(flow_id, flow or None)` after each committed create, save, restore,
+        (de)activation or delete made through this repository (triggers re-read flows so)."""
+        self._watchers.append(watcher)
+
+    def _changed(self, flow_id: str, flow: FlowRecord | None) -> None:
+        for watcher in self._watchers:
+            watcher(flow_id, flow)
 
     async def create(
         self, document: Mapping[str, Any], *, message: str | None = None
@@ -58,7 +71,9 @@ class FlowRepository:
                 session.add(_version_of(flow, message))
         except IntegrityError as exc:
             raise _duplicate_name(flow.name) from exc
-        return _record(flow)
+        record = _record(flow)
+        self._changed(record.id, record)
+        return record
 
     async def get(self, flow_id: str) -> FlowRecord:
         """The flow with this id; NotFound if there is none."""
@@ -102,9 +117,11 @@ class FlowRepository:
         name = flow_name(document)
         try:
             async with self._engines.writing() as session:
-                return await self._save(session, flow_id, dict(document), base_version, message)
+                record = await self._save(session, flow_id, dict(document), base_version, message)
         except IntegrityError as exc:
             raise _duplicate_name(name) from exc
+        self._changed(flow_id, record)
+        return record
 
     async def delete(self, flow_id: str) -> None:
         """Delete the flow with its versions, webhook tokens and schedules. Its runs stay,
@@ -113,6 +130,7 @@ class FlowRepository:
             result = await session.execute(delete(Flow).where(Flow.id == flow_id))
         if not _rowcount(result):
             raise _not_found(flow_id)
+        self._changed(flow_id, None)
 
     async def versions(self, flow_id: str) -> builtins.list[FlowVersionRecord]:
         """Every saved version of the flow, newest first."""
@@ -149,11 +167,13 @@ class FlowRepository:
                 raise NotFound(f"Flow {flow_id} has no version {version}.")
             document = old.document
             try:
-                return await self._save(
+                record = await self._save(
                     session, flow_id, document, None, message or f"Restored version {version}"
                 )
             except IntegrityError as exc:
                 raise _duplicate_name(flow_name(document)) from exc
+        self._changed(flow_id, record)
+        return record
 
     async def set_active(self, flow_id: str, active: bool) -> FlowRecord:
         """Turn the flow's webhook and schedule triggers on or off (kept across restarts)."""
@@ -210,7 +230,9 @@ class FlowRepository:
             flow = (await session.scalars(statement)).one_or_none()
         if flow is None:
             raise _not_found(flow_id)
-        return _record(flow)
+        record = _record(flow)
+        self._changed(flow_id, record)
+        return record
 
 
 def _version_of(flow: Flow, message: str | None) -> FlowVersion:

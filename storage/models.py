@@ -219,3 +219,54 @@ class ConversationMessage(Base):
     key: Mapped[str]
     message: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime]
+
+
+class IdempotencyKey(Base):
+    """A key a webhook caller sent (Idempotency-Key, a sender's delivery id) and the run it
+    started, so a repeated delivery answers with that run instead of starting another."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index(None, "expires_at"),)
+
+    flow_id: Mapped[str] = mapped_column(
+        ForeignKey("flows.id", ondelete="CASCADE"), primary_key=True
+    )
+    node_id: Mapped[str] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(primary_key=True)
+    run_id: Mapped[str]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class Subscription(Base):
+    """An outgoing event webhook: FlowLoom POSTs run events to `url`. `secret` (a Fernet
+    token, like a credential's) signs each body; `flow_id` limits it to one flow's runs."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(JSON)
+    headers: Mapped[dict[str, str]] = mapped_column(JSON)
+    secret: Mapped[str | None] = mapped_column(Text)
+    flow_id: Mapped[str | None] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime]
+
+
+class Delivery(Base):
+    """One attempt to deliver an event to a subscription, with the answer it got."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index(None, "subscription_id", "id"), Index(None, "created_at"))
+
+    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    delivery_id: Mapped[str]
+    event: Mapped[str]
+    run_id: Mapped[str | None]
+    attempt: Mapped[int]
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    response: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime]

@@ -116,3 +116,33 @@ class CredentialInfo:
     fields: list[str]
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRecord:
+    """An outgoing event webhook. `secret` signs deliveries; never show it."""
+
+    id: str
+    url: str
+    events: list[str]
+    headers: dict[str, str]
+    flow_id: str | None
+    created_at: datetime
+    secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One attempt to deliver an event: the status code it got, or the error."""
+
+    id: int
+    subscription_id: str
+    delivery_id: str
+    event: str
+    run_id: str | None
+    attempt: int
+    status_code: int | None
+    error: str | None
+    response: str | None
+    duration_ms: float
+    created_at: datetime

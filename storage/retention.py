@@ -4,7 +4,8 @@
   instead: `{"_truncated": true, "size_bytes": N, "preview": "<first 1 KiB of the JSON>"}`.
 - `prune` deletes finished runs (and their steps) older than N days, and beyond the newest M
   of each flow; a flow's own `retention` overrides N and M. Queued, running and waiting
-  runs are never pruned. SQLite then VACUUMs (when runs were deleted) and truncates its WAL,
+  runs are never pruned. Expired webhook idempotency keys go too, and subscription
+  delivery logs older than N days. SQLite then VACUUMs (when runs were deleted) and truncates its WAL,
   so the file shrinks; PostgreSQL VACUUMs the two tables so the space is reused.
 """
 
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.bulk import JSONText
 from storage.engines import DatabaseEngines, dumps, sqlite_file
-from storage.models import Flow, Run, Step, utc_now
+from storage.models import Delivery, Flow, IdempotencyKey, Run, Step, utc_now
 
 PREVIEW_BYTES = 1024
 FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
@@ -77,6 +78,10 @@ async def prune(
             )
             runs_deleted += runs
             steps_deleted += steps
+        await connection.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= now))
+        await connection.execute(
+            delete(Delivery).where(Delivery.created_at < now - timedelta(days=days))
+        )
     if engines.dialect == "sqlite":
         await _compact_sqlite(engines, vacuum=runs_deleted > 0)
     elif runs_deleted:

@@ -1,15 +1,20 @@
 """Runs and their steps: what the engine's recorder writes and the run pages read.
 
 The recorder hands over plain data in batches (`record`): partial run updates and whole step
-rows, written in one transaction as a few bulk `INSERT … ON CONFLICT` statements, never a
-round trip per row (see storage/bulk.py). Concurrent `create` calls share a commit too.
+rows, written as a few bulk `INSERT … ON CONFLICT` statements, never a round trip per row
+(see storage/bulk.py). Concurrent `create` calls share a commit too. On SQLite a big batch
+goes in transactions of at most `RECORD_CHUNK_RUNS` runs each (a run's rows together), so
+a run being created (a webhook waiting for its 202) waits for one short transaction at most,
+never for a whole batch.
 """
 
 from __future__ import annotations
 
 import builtins
+import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, delete, func, insert, select, update
@@ -18,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.bulk import BulkWrite, GroupCommit, JSONText
 from storage.engines import DatabaseEngines
-from storage.models import Run, Step, utc_now
+from storage.models import IdempotencyKey, Run, Step, utc_now
 from storage.records import (
     RUN_STATUSES,
     UNFINISHED,
@@ -32,9 +37,12 @@ from storage.upsert import upsert
 
 RUNS = cast(Table, Run.__table__)
 STEPS = cast(Table, Step.__table__)
+KEYS = cast(Table, IdempotencyKey.__table__)
 
 #: What a run update passed to `record` may change.
 RUN_UPDATE_FIELDS = frozenset({"status", "output", "error", "started_at", "finished_at"})
+#: On SQLite, the runs whose rows `record` writes in one transaction.
+RECORD_CHUNK_RUNS = 64
 _TIMES = ("started_at", "finished_at")
 #: Every column of a step row but its key, with the value used when a step dict lacks it.
 STEP_DEFAULTS: dict[str, Any] = {
@@ -132,15 +140,88 @@ class RunRepository:
             finished_at=None,
         )
 
+    async def create_once(
+        self,
+        *,
+        key: str,
+        expires_at: datetime,
+        run_id: str,
+        flow_id: str,
+        node_id: str,
+        flow_version: int | None,
+        input: Any,
+    ) -> tuple[str, bool]:
+        """Store a new run started by trigger `node_id` unless an unexpired `key` of that
+        trigger started one already: (that run's id, False), else (`run_id`, True).
+
+        The run and its key commit together, so even two processes that get the same
+        delivery at once store one run. NotFound if `flow_id` names no flow.
+        """
+        for attempt in range(2):
+            now = utc_now()
+            same_key = (
+                (KEYS.c.flow_id == flow_id) & (KEYS.c.node_id == node_id) & (KEYS.c.key == key)
+            )
+            try:
+                async with self._engines.writer.begin() as connection:
+                    earlier = await connection.scalar(
+                        select(KEYS.c.run_id).where(same_key, KEYS.c.expires_at > now)
+                    )
+                    if earlier is not None:
+                        return earlier, False
+                    # An expired key of the same name gives way (an unexpired one that
+                    # another transaction committed meanwhile must stay: it won).
+                    await connection.execute(delete(KEYS).where(same_key, KEYS.c.expires_at <= now))
+                    await connection.execute(
+                        insert(RUNS).values(
+                            id=run_id,
+                            flow_id=flow_id,
+                            flow_version=flow_version,
+                            trigger=node_id,
+                            status="queued",
+                            input=input,
+                            created_at=now,
+                        )
+                    )
+                    await connection.execute(
+                        insert(KEYS).values(
+                            flow_id=flow_id,
+                            node_id=node_id,
+                            key=key,
+                            run_id=run_id,
+                            created_at=now,
+                            expires_at=expires_at,
+                        )
+                    )
+                return run_id, True
+            except IntegrityError as exc:
+                # Another process stored the same key first (PostgreSQL): read theirs.
+                if attempt or await self._exists(run_id):
+                    raise StorageError(f"A run with id {run_id} exists already.") from exc
+                async with self._engines.reader.connect() as connection:
+                    if await connection.scalar(select(KEYS.c.run_id).where(same_key)) is None:
+                        raise NotFound(f"There is no flow with id {flow_id}.") from exc
+        raise AssertionError("unreachable")
+
     async def record(
         self, runs: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, Any]]
     ) -> None:
-        """Apply run updates and step upserts in one transaction (the recorder's group commit).
+        """Apply run updates and step upserts (the recorder's group commit): in one
+        transaction, or on SQLite in one per `RECORD_CHUNK_RUNS` runs.
 
         A run update is `{"id", …}` with any of RUN_UPDATE_FIELDS (times as epoch seconds);
         only the fields present change. A step is upserted whole by (run_id, seq); its input
         and output are capped at `max_payload_bytes`. A run not stored yet is created.
         """
+        if self._engines.dialect == "sqlite":
+            for chunk_runs, chunk_steps in _chunks(runs, steps, RECORD_CHUNK_RUNS):
+                await self._record(chunk_runs, chunk_steps)
+            return
+        await self._record(runs, steps)
+
+    async def _record(
+        self, runs: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, Any]]
+    ) -> None:
         run_batches = self._run_batches(runs)
         step_rows = self._step_rows(steps)
         updated = {run["id"] for run in runs}
@@ -152,13 +233,19 @@ class RunRepository:
         ]
         if not run_batches and not step_rows:
             return
+        writes = [*run_batches]
+        if placeholders:
+            writes.append((self._insert_placeholders, placeholders))
+        if step_rows:
+            writes.append((self._upsert_steps, step_rows))
+        if self._engines.dialect == "sqlite":
+            # Encoded here, written in one trip to the driver's thread.
+            encoded = [(write.sql, write.parameters(rows)) for write, rows in writes]
+            await self._engines.write_sqlite(partial(_execute_many, encoded))
+            return
         async with self._engines.writer.begin() as connection:
-            for statement, rows in run_batches:
+            for statement, rows in writes:
                 await statement.execute(connection, rows)
-            if placeholders:
-                await self._insert_placeholders.execute(connection, placeholders)
-            if step_rows:
-                await self._upsert_steps.execute(connection, step_rows)
 
     async def get(self, run_id: str) -> RunRecord:
         """The run with its steps in order; NotFound if there is none."""
@@ -257,6 +344,13 @@ class RunRepository:
         return found is not None
 
     async def _write_created(self, rows: builtins.list[dict[str, Any]]) -> None:
+        if self._engines.dialect == "sqlite":
+            encoded = [(self._insert_runs.sql, self._insert_runs.parameters(rows))]
+            try:
+                await self._engines.write_sqlite(partial(_execute_many, encoded))
+            except sqlite3.IntegrityError as exc:  # as SQLAlchemy would have raised it
+                raise IntegrityError(self._insert_runs.sql, None, exc) from exc
+            return
         async with self._engines.writer.begin() as connection:
             await self._insert_runs.execute(connection, rows)
 
@@ -312,6 +406,33 @@ class RunRepository:
                     row[name] = _EMPTY_LIST
             rows[(row["run_id"], row["seq"])] = row  # the last state of a step wins
         return list(rows.values())
+
+
+def _chunks(
+    runs: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, Any]], size: int
+) -> builtins.list[tuple[builtins.list[Mapping[str, Any]], builtins.list[Mapping[str, Any]]]]:
+    """The updates and steps split into groups of at most `size` runs, each run's together."""
+    by_run: dict[str, tuple[builtins.list[Mapping[str, Any]], builtins.list[Mapping[str, Any]]]]
+    by_run = {}
+    for run in runs:
+        by_run.setdefault(run["id"], ([], []))[0].append(run)
+    for step in steps:
+        by_run.setdefault(step["run_id"], ([], []))[1].append(step)
+    groups = list(by_run.values())
+    chunks = []
+    for start in range(0, len(groups), size):
+        part = groups[start : start + size]
+        chunks.append(
+            ([run for runs_of, _ in part for run in runs_of], [s for _, of in part for s in of])
+        )
+    return chunks
+
+
+def _execute_many(
+    writes: Sequence[tuple[str, Sequence[tuple[Any, ...]]]], connection: sqlite3.Connection
+) -> None:
+    for sql, parameters in writes:
+        connection.executemany(sql, parameters)
 
 
 def _check_status(status: Any) -> None:

@@ -14,21 +14,24 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import AnyHttpUrl, BaseModel, Field
 
 from engine import DocumentError, InvalidFlowError, validate
 from storage import (
     CredentialInfo,
+    DeliveryRecord,
     DuplicateName,
     FlowRecord,
     FlowVersionRecord,
     NotFound,
     RunRecord,
     StepRow,
+    SubscriptionRecord,
     VersionConflict,
 )
 from studio.runtime import Runtime
-from studio.triggers import next_fire_time
+from studio.subscriptions import EVENTS
+from studio.webhooks import PREFIX as HOOKS_PREFIX
 
 API_PREFIX = "/api/v1"
 MAX_WAIT_S = 60.0
@@ -129,6 +132,16 @@ class CredentialSave(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     type: str = Field(default="generic", min_length=1, max_length=100)
     data: dict[str, str]
+
+
+class SubscriptionSave(BaseModel):
+    """An outgoing event webhook: where to POST which run events, signed with `secret`."""
+
+    url: AnyHttpUrl
+    events: list[str] = Field(min_length=1, description=f"any of {', '.join(EVENTS)}")
+    headers: dict[str, str] = Field(default_factory=dict)
+    secret: str | None = Field(default=None, min_length=1, max_length=1000)
+    flow_id: str | None = Field(default=None, description="only runs of this flow")
 
 
 # -- how records look in answers --------------------------------------------------------------
@@ -310,33 +323,59 @@ async def set_retention(request: Request, flow_id: str, body: Retention) -> dict
 
 @router.post("/flows/{flow_id}/activate", tags=["flows"])
 async def activate_flow(request: Request, flow_id: str) -> dict[str, Any]:
-    """Let the flow's webhook and schedule triggers listen (survives restarts)."""
+    """Let the flow's webhook and schedule triggers listen (survives restarts); answers their
+    URLs and next fire times."""
     runtime = runtime_of(request)
     flow = await runtime.db.flows.get(flow_id)
     runtime.compile(flow)  # refuse to activate a flow that cannot run
     flow = await runtime.db.flows.set_active(flow_id, True)
-    return await _activation(request, flow)
+    await runtime.webhooks.refresh(flow)
+    schedules = await runtime.schedules.refresh(flow)
+    return {
+        "active": flow.active,
+        "webhooks": await _webhook_urls(request, flow),
+        "schedules": [_schedule_json(s) for s in schedules],
+    }
 
 
 @router.post("/flows/{flow_id}/deactivate", tags=["flows"])
 async def deactivate_flow(request: Request, flow_id: str) -> dict[str, Any]:
-    flow = await runtime_of(request).db.flows.set_active(flow_id, False)
+    """Stop the flow's webhook and schedule triggers at once."""
+    runtime = runtime_of(request)
+    flow = await runtime.db.flows.set_active(flow_id, False)
+    await runtime.webhooks.refresh(flow)
+    await runtime.schedules.refresh(flow)
     return {"active": flow.active, "webhooks": [], "schedules": []}
 
 
-async def _activation(request: Request, flow: FlowRecord) -> dict[str, Any]:
-    db = runtime_of(request).db
+@router.get("/flows/{flow_id}/webhooks", tags=["flows"])
+async def list_webhooks(request: Request, flow_id: str) -> dict[str, Any]:
+    """The URL of each webhook (and Telegram) trigger, and whether it listens now."""
+    flow = await runtime_of(request).db.flows.get(flow_id)
+    items = [{**hook, "active": flow.active} for hook in await _webhook_urls(request, flow)]
+    return {"items": items, "total": len(items)}
+
+
+@router.get("/flows/{flow_id}/schedules", tags=["flows"])
+async def list_schedules(request: Request, flow_id: str) -> dict[str, Any]:
+    """When each schedule trigger of an active flow fires next (none when inactive)."""
+    runtime = runtime_of(request)
+    await runtime.db.flows.get(flow_id)  # NotFound
+    items = [_schedule_json(s) for s in runtime.schedules.next_runs(flow_id)]
+    return {"items": items, "total": len(items)}
+
+
+async def _webhook_urls(request: Request, flow: FlowRecord) -> list[dict[str, Any]]:
     base = str(request.base_url).rstrip("/")
-    webhooks, schedules = [], []
-    for node in flow.document.get("nodes", []):
-        if node.get("type") == "trigger.webhook":
-            token = await db.triggers.webhook_token(flow.id, node["id"])
-            webhooks.append({"node_id": node["id"], "url": f"{base}/hooks/{token}"})
-        elif node.get("type") == "trigger.schedule":
-            fire = next_fire_time(node.get("config", {}), flow.document)
-            await db.triggers.save_schedule(flow.id, node["id"], next_run_at=fire)
-            schedules.append({"node_id": node["id"], "next_run_at": _time(fire)})
-    return {"active": flow.active, "webhooks": webhooks, "schedules": schedules}
+    tokens = await runtime_of(request).webhooks.tokens(flow)
+    return [
+        {"node_id": node_id, "url": f"{base}{HOOKS_PREFIX}{token}"}
+        for node_id, token in tokens.items()
+    ]
+
+
+def _schedule_json(schedule: dict[str, Any]) -> dict[str, Any]:
+    return {"node_id": schedule["node_id"], "next_run_at": _time(schedule["next_run_at"])}
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -422,14 +461,95 @@ async def list_credentials(request: Request) -> dict[str, Any]:
 @router.post("/credentials", status_code=201, tags=["credentials"])
 async def save_credential(request: Request, body: CredentialSave) -> dict[str, Any]:
     """Store (or replace) a credential, encrypted; the answer holds no secret values."""
-    info = await runtime_of(request).db.credentials.put(body.name, body.type, body.data)
+    runtime = runtime_of(request)
+    info = await runtime.db.credentials.put(body.name, body.type, body.data)
+    runtime.webhooks.forget_credentials()
     return credential_json(info)
 
 
 @router.delete("/credentials/{name}", status_code=204, tags=["credentials"])
 async def delete_credential(request: Request, name: str) -> Response:
-    await runtime_of(request).db.credentials.delete(name)
+    runtime = runtime_of(request)
+    await runtime.db.credentials.delete(name)
+    runtime.webhooks.forget_credentials()
     return Response(status_code=204)
+
+
+# -- outgoing event webhooks -----------------------------------------------------------------
+
+
+def subscription_json(subscription: SubscriptionRecord) -> dict[str, Any]:
+    return {
+        "id": subscription.id,
+        "url": subscription.url,
+        "events": subscription.events,
+        "headers": subscription.headers,
+        "flow_id": subscription.flow_id,
+        "signed": subscription.secret is not None,
+        "created_at": _time(subscription.created_at),
+    }
+
+
+def delivery_json(delivery: DeliveryRecord) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "delivery_id": delivery.delivery_id,
+        "event": delivery.event,
+        "run_id": delivery.run_id,
+        "attempt": delivery.attempt,
+        "status_code": delivery.status_code,
+        "error": delivery.error,
+        "response": delivery.response,
+        "duration_ms": delivery.duration_ms,
+        "created_at": _time(delivery.created_at),
+    }
+
+
+@router.get("/subscriptions", tags=["subscriptions"])
+async def list_subscriptions(request: Request) -> dict[str, Any]:
+    """Every outgoing event webhook (never its secret)."""
+    items = await runtime_of(request).db.subscriptions.list()
+    return {"items": [subscription_json(s) for s in items], "total": len(items)}
+
+
+@router.post("/subscriptions", status_code=201, tags=["subscriptions"])
+async def create_subscription(request: Request, body: SubscriptionSave) -> dict[str, Any]:
+    """POST run events to `url` from now on; with `secret`, each body is signed
+    (`X-FlowLoom-Signature: sha256=<hex HMAC-SHA256 of the raw body>`)."""
+    unknown = [event for event in body.events if event not in EVENTS]
+    if unknown:
+        raise ApiError(
+            422,
+            "unknown_event",
+            f"Unknown event(s) {', '.join(unknown)}; choose among {', '.join(EVENTS)}.",
+        )
+    runtime = runtime_of(request)
+    subscription = await runtime.db.subscriptions.create(
+        url=str(body.url),
+        events=body.events,
+        headers=body.headers,
+        secret=body.secret,
+        flow_id=body.flow_id,
+    )
+    await runtime.subscriptions.reload()
+    return subscription_json(subscription)
+
+
+@router.delete("/subscriptions/{subscription_id}", status_code=204, tags=["subscriptions"])
+async def delete_subscription(request: Request, subscription_id: str) -> Response:
+    runtime = runtime_of(request)
+    await runtime.db.subscriptions.delete(subscription_id)
+    await runtime.subscriptions.reload()
+    return Response(status_code=204)
+
+
+@router.get("/subscriptions/{subscription_id}/deliveries", tags=["subscriptions"])
+async def list_deliveries(
+    request: Request, subscription_id: str, limit: int = Query(100, ge=1, le=1000)
+) -> dict[str, Any]:
+    """The subscription's latest delivery attempts, newest first, with what each got."""
+    items = await runtime_of(request).db.subscriptions.deliveries(subscription_id, limit=limit)
+    return {"items": [delivery_json(d) for d in items], "total": len(items)}
 
 
 # -- health -----------------------------------------------------------------------------------
@@ -443,13 +563,17 @@ async def healthz() -> dict[str, str]:
 
 @health.get("/readyz", tags=["health"])
 async def readyz(request: Request) -> JSONResponse:
-    """Ready to work: the database answers."""
+    """Ready to work: the database answers, its schema is current, the scheduler runs."""
+    runtime = runtime_of(request)
     checks: dict[str, str] = {}
     try:
-        await runtime_of(request).db.ping()
+        await runtime.db.ping()
         checks["database"] = "ok"
+        current = await runtime.db.schema_is_current()
+        checks["migrations"] = "ok" if current else "not applied: run `flowloom db upgrade`"
     except Exception as exc:
         checks["database"] = f"unreachable: {exc}"
+    checks.update(runtime.readiness())
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503

@@ -1,32 +1,99 @@
-"""The studio web app: NiceGUI pages served by one uvicorn process.
+"""The studio web app: NiceGUI pages and the REST API, served by one uvicorn process.
 
-`run_studio(host, port)` serves every page and blocks until the server stops.
+`build_studio(settings)` routes every page and mounts the API on NiceGUI's app;
+`run_studio(settings, host, port)` does that and serves until stopped.
 """
 
 from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import sys
 
 import structlog
 from nicegui import app, ui
 
 from engine.settings import Settings
-from studio import __version__
+from studio.components.layout import page_frame
+from studio.pages import dashboard, editor, flows, runs, settings_page
 from studio.runtime import Runtime
 from studio.server import mount
 
 log = structlog.get_logger(__name__)
 
+NATIVE_HINT = "pip install 'flowloom[native]'"
+STARTUP_WAIT_S = 60.0
 
-@ui.page("/", title="FlowLoom")
-def index_page() -> None:
-    """The start page: says FlowLoom is running and which version."""
-    with ui.card().classes("absolute-center w-96 items-center gap-2 p-8"):
-        ui.icon("account_tree", size="3rem", color="primary")
-        ui.label("FlowLoom").classes("text-3xl font-bold")
-        ui.label("Design and run AI-agent workflows on a canvas.").classes(
-            "text-center text-gray-600"
+
+def build_studio(settings: Settings) -> Runtime:
+    """Route the pages and mount the API on NiceGUI's app; the runtime starts with the app."""
+    runtime = Runtime(settings)
+    started = asyncio.Event()
+
+    async def start() -> None:
+        await runtime.start()
+        started.set()
+
+    async def until_started() -> None:
+        """Pages wait for the database (NiceGUI starts the runtime in the background)."""
+        await asyncio.wait_for(started.wait(), STARTUP_WAIT_S)
+
+    mount(app, runtime)
+    ui.button.default_props("no-caps")
+    app.on_startup(start)
+    app.on_shutdown(runtime.stop)
+
+    @ui.page("/", title="Flows · FlowLoom")
+    async def flows_route() -> None:
+        await until_started()
+        with page_frame("Flows"):
+            await flows.flows_page(runtime)
+
+    @ui.page("/flows/{flow_id}", title="Editor · FlowLoom")
+    async def editor_route(flow_id: str) -> None:
+        await until_started()
+        with page_frame("Flows", wide=True):
+            await editor.editor_page(runtime, flow_id)
+
+    @ui.page("/runs", title="Runs · FlowLoom")
+    async def runs_route(flow: str | None = None, status: str | None = None) -> None:
+        await until_started()
+        with page_frame("Runs"):
+            await runs.runs_page(runtime, flow_id=flow, status=status)
+
+    @ui.page("/runs/{run_id}", title="Run · FlowLoom")
+    async def run_route(run_id: str) -> None:
+        await until_started()
+        with page_frame("Runs", wide=True):
+            await runs.run_page(runtime, run_id)
+
+    @ui.page("/dashboard", title="Dashboard · FlowLoom")
+    async def dashboard_route() -> None:
+        await until_started()
+        with page_frame("Dashboard"):
+            await dashboard.dashboard_page(runtime)
+
+    @ui.page("/settings", title="Settings · FlowLoom")
+    async def settings_route() -> None:
+        await until_started()
+        with page_frame("Settings"):
+            await settings_page.settings_page(runtime)
+
+    return runtime
+
+
+def can_open_window() -> str | None:
+    """None when a desktop window can be opened here, else what is missing, in plain words."""
+    if importlib.util.find_spec("webview") is None:
+        return f"the desktop window needs pywebview: install it with `{NATIVE_HINT}`"
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return (
+            "there is no display to open a window on (neither DISPLAY nor WAYLAND_DISPLAY is set)"
         )
-        ui.label("FlowLoom is running.").classes("text-positive")
-        ui.label(f"version {__version__}").classes("text-xs text-gray-400")
+    return None
 
 
 def run_studio(
@@ -34,18 +101,25 @@ def run_studio(
 ) -> None:
     """Serve the studio on `host:port` (or in a desktop window with `native`) until stopped.
 
-    The studio serves the same REST API as `flowloom serve`, from the same runtime.
+    Where no window can be opened, `native` says why and what to install, and the studio is
+    served for a browser instead. The studio serves the same REST API as `flowloom serve`.
     """
+    if native and (missing := can_open_window()) is not None:
+        url = f"http://{host}:{port}"
+        print(
+            f"FlowLoom cannot open a desktop window: {missing}. Serving the studio for your "
+            f"browser instead: open {url}",
+            file=sys.stderr,
+        )
+        native = False
+    build_studio(settings)
     url = f"http://{host}:{port}"
-    runtime = Runtime(settings)
-    mount(app, runtime)
-    app.on_startup(runtime.start)
-    app.on_shutdown(runtime.stop)
     app.on_startup(lambda: log.info("studio starting", url=url, native=native))
     ui.run(
         host=host,
         port=port,
         title="FlowLoom",
+        favicon="🧶",
         native=native,
         reload=False,  # the reloader re-imports a script file; a console script has none
         show=False,

@@ -5,6 +5,8 @@
     flowloom run FLOW.json [--input JSON | --input @input.json] [--events]
     flowloom db upgrade | prune [--days N] [--max-runs N]
     flowloom credentials rotate-key [--new-key KEY]
+    flowloom flows list | import FLOW.json | export FLOW_ID [-o FILE]   (each with --json)
+    flowloom runs list [--flow ID] [--status S] | show RUN_ID | cancel RUN_ID
 
 Exit codes: 0 success; 1 the run did not succeed; 2 the command could not start (bad
 arguments, an unreadable or invalid flow document).
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import sys
 from collections.abc import Sequence
@@ -108,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the data dir; required when FLOWLOOM_SECRET_KEY is set)",
     )
     rotate.set_defaults(handler=_credentials_rotate_key)
+
+    from studio.cli_records import add_commands  # imported here: it imports this module
+
+    add_commands(commands)
     return parser
 
 
@@ -127,7 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"error: a FLOWLOOM_* environment variable is invalid:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
-    configure_logging(settings)
+    serving = args.command in ("serve", "studio")
+    configure_logging(
+        settings, log_file=settings.data_dir / "logs" / "flowloom.log" if serving else None
+    )
 
     try:
         code: int = args.handler(args, settings)
@@ -140,10 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _studio(args: argparse.Namespace, settings: Settings) -> int:
-    if args.native and importlib.util.find_spec("webview") is None:
-        raise UsageError(
-            "--native needs pywebview; install it with `pip install 'flowloom[native]'`."
-        )
+    # Where no window can be opened (no pywebview, no display), run_studio says what to
+    # install and serves the browser UI instead of refusing.
     from studio.app import run_studio  # NiceGUI is slow to import; only this command needs it
 
     run_studio(

@@ -12,22 +12,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections import OrderedDict
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
-from engine import CompiledFlow, Engine, InvalidFlowError, RunHandle, RunResult, StepRecord
+from engine import (
+    CompiledFlow,
+    Engine,
+    Event,
+    EventListener,
+    InvalidFlowError,
+    RunHandle,
+    RunResult,
+    StepRecord,
+)
+from engine.metrics import RunMetrics
 from engine.recorder import RunRecorder
 from engine.settings import Settings
 from storage import Database, FlowRecord, NotFound, RunRecord, StepRow
+from studio.schedules import ScheduleService
+from studio.subscriptions import SubscriptionService
+from studio.webhooks import WebhookService
 
 log = structlog.get_logger("flowloom.runtime")
 
 _COMPILED_CACHE_SIZE = 256
 PRUNE_EVERY_S = 3600.0
+#: The flow document key holding pinned step outputs, `{node_id: output}` (see `pinned_steps`).
+PINS_KEY = "x_pins"
 
 
 class Runtime:
@@ -38,9 +54,16 @@ class Runtime:
         self._db: Database | None = None
         self._engine: Engine | None = None
         self._recorder: RunRecorder | None = None
+        #: Counted from every run's events; kept across restarts of the runtime in one process.
+        self.metrics = RunMetrics()
         self._running: dict[str, RunHandle] = {}
         self._compiled: OrderedDict[tuple[str, int], CompiledFlow] = OrderedDict()
         self._background: set[asyncio.Task[Any]] = set()
+        self._watchers: dict[str, list[EventListener]] = {}
+        #: Triggers and outgoing event webhooks, started with the runtime.
+        self.webhooks = WebhookService(self)
+        self.schedules = ScheduleService(self)
+        self.subscriptions = SubscriptionService(self)
 
     @property
     def db(self) -> Database:
@@ -70,17 +93,27 @@ class Runtime:
         self._recorder = RunRecorder(self._db.runs)
         self._engine = Engine(
             loader=self,
-            listeners=[self._recorder],
+            listeners=[
+                self._recorder,
+                self.metrics,
+                self._notify_watchers,
+                self.subscriptions.listener,
+            ],
             credentials=self._db.credentials,
             memory=self._db.memory,
         )
         await self._recorder.start()
         if recover:
             await self.recover()
+        await self.subscriptions.start()
+        await self.webhooks.start()
+        await self.schedules.start()
         self._in_background(self._prune_periodically())
 
     async def stop(self) -> None:
         """Stop without losing runs: those still going stay `running` and resume next start."""
+        await self.schedules.stop()
+        await self.webhooks.stop()
         for task in list(self._background):
             task.cancel()
         running = [handle.task for handle in self._running.values()]
@@ -89,6 +122,7 @@ class Runtime:
         await asyncio.gather(*running, *self._background, return_exceptions=True)
         if self._recorder is not None:
             await self._recorder.stop()
+        await self.subscriptions.stop()
         if self._engine is not None:
             await self._engine.aclose()
         if self._db is not None:
@@ -130,11 +164,18 @@ class Runtime:
     # -- runs ---------------------------------------------------------------------------------
 
     async def submit(
-        self, flow: FlowRecord, input: Any, *, trigger: str | None = None
+        self,
+        flow: FlowRecord,
+        input: Any,
+        *,
+        trigger: str | None = None,
+        resume: Sequence[StepRecord] | None = None,
     ) -> RunRecord:
         """Store a new run (committed before this returns), then start it in the background.
 
-        Raises InvalidFlowError when the flow cannot run; nothing is stored then.
+        `resume` holds finished step records the run hands on instead of running those steps
+        again (pinned outputs, or a re-run from a step). Raises InvalidFlowError when the flow
+        cannot run; nothing is stored then.
         """
         compiled = self.compile(flow)
         trigger_id = trigger or (compiled.default_trigger() if compiled.triggers else None)
@@ -145,8 +186,88 @@ class Runtime:
             trigger=trigger_id,
             input=input,
         )
-        self._launch(compiled, record, input, trigger_id, resume=None)
+        self._launch(compiled, record, input, trigger_id, resume=list(resume) if resume else None)
         return record
+
+    async def rerun_from(self, run_id: str, node_id: str) -> RunRecord:
+        """Run a past run's flow again from step `node_id`: same input and trigger, the flow's
+        current version, and the recorded outputs of the steps that finished before that step
+        started (so only it and what follows run again).
+
+        NotFound when the run, its flow or the step is gone; InvalidFlowError as `submit`.
+        """
+        run = await self.db.runs.get(run_id)
+        if run.flow_id is None:
+            raise NotFound("The flow of this run has been deleted, so it cannot run again.")
+        flow = await self.db.flows.get(run.flow_id)
+        start = next((row.seq for row in run.steps if row.node_id == node_id), None)
+        if start is None:
+            raise NotFound(f"Step {node_id} did not run in run {run_id}.")
+        earlier = [
+            _step_record(row)
+            for row in run.steps
+            if row.seq < start and _reusable(row) and not _truncated(row.output)
+        ]
+        trigger = run.trigger if run.trigger in self.compile(flow).triggers else None
+        return await self.submit(flow, run.input, trigger=trigger, resume=earlier)
+
+    # -- watching runs live -------------------------------------------------------------------
+
+    def watch(self, run_id: str, listener: EventListener) -> Callable[[], None]:
+        """Call `listener` with every later event of run `run_id`; returns the call that stops.
+
+        Listeners run on the event loop and must not block (the studio queues the events and
+        draws them on a timer). Call the returned function when the watcher goes away.
+        """
+        self._watchers.setdefault(run_id, []).append(listener)
+
+        def stop() -> None:
+            listeners = self._watchers.get(run_id, [])
+            if listener in listeners:
+                listeners.remove(listener)
+            if not listeners:
+                self._watchers.pop(run_id, None)
+
+        return stop
+
+    def _notify_watchers(self, event: Event) -> None:
+        for listener in list(self._watchers.get(event.run_id, ())):
+            try:
+                listener(event)
+            except Exception:  # a broken watcher must not break the run or the others
+                log.exception("run watcher failed", run_id=event.run_id)
+
+    async def submit_once(
+        self, flow: FlowRecord, input: Any, *, trigger: str, key: str, ttl_s: float
+    ) -> tuple[str, bool]:
+        """Like `submit`, unless trigger `trigger` already started a run for `key` (an
+        idempotency key) within `ttl_s`: (that run's id, False), else (the new run's id, True)."""
+        compiled = self.compile(flow)
+        run_id, created = await self.db.runs.create_once(
+            key=key,
+            expires_at=datetime.now(UTC) + timedelta(seconds=ttl_s),
+            run_id=_new_run_id(),
+            flow_id=flow.id,
+            node_id=trigger,
+            flow_version=flow.version,
+            input=input,
+        )
+        if created:
+            record = RunRecord(
+                id=run_id,
+                flow_id=flow.id,
+                flow_version=flow.version,
+                trigger=trigger,
+                status="queued",
+                input=input,
+                output=None,
+                error=None,
+                created_at=datetime.now(UTC),
+                started_at=None,
+                finished_at=None,
+            )
+            self._launch(compiled, record, input, trigger, resume=None)
+        return run_id, created
 
     def _launch(
         self,
@@ -167,6 +288,15 @@ class Runtime:
         self._running[record.id] = handle
         handle.task.add_done_callback(lambda _: self._running.pop(record.id, None))
 
+    def readiness(self) -> dict[str, str]:
+        """Checks of the runtime's own parts for `/readyz`: name → "ok" or what is wrong."""
+        return {
+            "recorder": "ok"
+            if self._recorder is not None and self._recorder.running
+            else "not running",
+            "scheduler": "ok" if self.schedules.running else "not running",
+        }
+
     def is_running(self, run_id: str) -> bool:
         return run_id in self._running
 
@@ -180,15 +310,19 @@ class Runtime:
         await self.flushed()
         return True
 
-    async def wait(self, run_id: str, timeout_s: float) -> RunResult | None:
-        """The run's result if it ends within `timeout_s` (and is recorded), else None."""
+    async def wait(
+        self, run_id: str, timeout_s: float, *, recorded: bool = True
+    ) -> RunResult | None:
+        """The run's result if it ends within `timeout_s`, else None. With `recorded` (the
+        default) this also waits until the result is written to the database."""
         handle = self._running.get(run_id)
         if handle is None:
             return None
         done, _ = await asyncio.wait({handle.task}, timeout=timeout_s)
         if not done:
             return None
-        await self.flushed()
+        if recorded:
+            await self.flushed()
         return handle.task.result()
 
     async def flushed(self) -> None:
@@ -258,6 +392,38 @@ class Runtime:
                     max_runs_per_flow=self.settings.retention_max_runs,
                 )
                 log.info("pruned run history", **report)
+
+
+def pinned_steps(document: Mapping[str, Any]) -> list[StepRecord]:
+    """Finished step records for the outputs pinned in a flow document (`x_pins`).
+
+    Passed as `resume` to `submit`, they make a run hand on each pinned output instead of
+    running that step (steps inside a loop cannot be pinned).
+    """
+    pins = document.get(PINS_KEY)
+    if not isinstance(pins, Mapping):
+        return []
+    records = []
+    now = time.time()
+    for node in document.get("nodes", []):
+        if not isinstance(node, Mapping) or node.get("id") not in pins or node.get("parent"):
+            continue
+        records.append(
+            StepRecord(
+                node_id=node["id"],
+                node_name=node.get("name") or node["id"],
+                node_type=node.get("type", ""),
+                status="succeeded",
+                output=pins[node["id"]],
+                port="out",
+                started_at=now,
+                finished_at=now,
+                logs=[
+                    {"level": "info", "message": "Pinned output: the step did not run.", "at": now}
+                ],
+            )
+        )
+    return records
 
 
 def _new_run_id() -> str:

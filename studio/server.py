@@ -1,22 +1,27 @@
-"""`flowloom serve`: the REST API, health checks and run recovery, without the UI.
+"""`flowloom serve`: the REST API, webhooks, schedules, health checks and run recovery,
+without the UI.
 
-`create_app(settings)` builds the ASGI app; `mount(app, settings)` adds the same API and
-runtime to another FastAPI app (the studio's).
+`create_app(settings)` builds the ASGI app; `mount(app, settings)` adds the same API,
+webhook route and runtime to another FastAPI app (the studio's).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
+from engine.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from engine.settings import Settings
 from studio import __version__
 from studio.api import health, install_error_handlers, router
 from studio.runtime import Runtime
+from studio.stats_api import stats
+from studio.webhooks import HookRoutes
 
 log = structlog.get_logger("flowloom.server")
 
@@ -27,11 +32,33 @@ DESCRIPTION = (
 
 
 def mount(app: FastAPI, runtime: Runtime) -> None:
-    """Add the API, health checks and error answers to `app`, served by `runtime`."""
+    """Add the API, health checks, error answers and `/hooks/` to `app`, served by `runtime`."""
     app.state.runtime = runtime
+    _answer_hooks_first(app, runtime)
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(stats)
     app.include_router(health)
+    app.add_api_route(
+        "/metrics", _metrics, methods=["GET"], tags=["health"], response_class=Response
+    )
+
+
+def _answer_hooks_first(app: FastAPI, runtime: Runtime) -> None:
+    """Route `/hooks/…` to the webhook service before any middleware (the UI's too) runs:
+    the ASGI stack Starlette builds on the first call gets `HookRoutes` around it."""
+    build = app.build_middleware_stack
+
+    def build_with_hooks() -> Any:
+        return HookRoutes(build(), runtime.webhooks)
+
+    app.build_middleware_stack = build_with_hooks  # type: ignore[method-assign]
+
+
+async def _metrics(request: Request) -> Response:
+    """Every metric in Prometheus text format."""
+    runtime: Runtime = request.app.state.runtime
+    return Response(runtime.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -54,8 +81,10 @@ def create_app(settings: Settings) -> FastAPI:
 
 def serve(settings: Settings) -> None:
     """Serve the headless app until stopped (Ctrl+C)."""
+    app = create_app(settings)
+    runtime: Runtime = app.state.runtime
     uvicorn.run(
-        create_app(settings),
+        HookRoutes(app, runtime.webhooks),  # webhook calls skip even FastAPI's own wrapping
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,3 +28,20 @@ def next_fire_time(
     now = now or datetime.now(UTC)
     fire = schedule_trigger(config, document).get_next_fire_time(None, now)
     return fire.astimezone(UTC) if fire is not None else None
+
+
+def next_fire_times(
+    config: dict[str, Any], document: dict[str, Any], count: int, now: datetime | None = None
+) -> list[datetime]:
+    """The next `count` times a schedule fires after `now` (UTC); fewer if it stops firing."""
+    trigger = schedule_trigger(config, document)
+    previous: datetime | None = None
+    moment = now or datetime.now(UTC)
+    times: list[datetime] = []
+    while len(times) < count:
+        fire = trigger.get_next_fire_time(previous, moment)
+        if fire is None:
+            break
+        times.append(fire.astimezone(UTC))
+        previous, moment = fire, fire + timedelta(microseconds=1)
+    return times

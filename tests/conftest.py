@@ -11,6 +11,9 @@ from storage import Database
 from tests.postgres import PostgresCluster, PostgresMissing
 from tests.servers import EchoServer
 
+# NiceGUI's simulated user for the studio's page tests (tests/studio_pages.py).
+pytest_plugins = ["nicegui.testing.user_plugin"]
+
 # -- a real HTTP server on loopback (tests/servers.py) ----------------------------------------
 
 

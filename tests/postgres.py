@@ -145,6 +145,10 @@ class PostgresCluster:
             return  # something still holds it: leave it be, the next borrower gets a new one
         self._returned.append(database)
 
+    def run_client(self, program: str, *args: str) -> None:
+        """Run one of the cluster's client programs (psql, createdb…) as its owner."""
+        self._run(program, *args)
+
     def url(self, database: str) -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -273,3 +274,32 @@ def test_document_round_trips_unknown_keys_through_the_api(api: httpx.Client) ->
 
 def test_data_dir_is_used(server: FlowLoomProcess) -> None:
     assert (Path(server.data_dir) / "flowloom.db").exists()
+
+
+def test_metrics_count_the_runs_and_logs_are_json_lines_with_ids(
+    api: httpx.Client, server: FlowLoomProcess
+) -> None:
+    document = chain(manual(), step("fail", "data.set", {"values": {"n": "{{ 1 // input.zero }}"}}))
+    document["name"] = "Counted"
+    created = create(api, document)
+    for _ in range(2):
+        api.post(f"/flows/{created['id']}/runs?wait=10", json={"zero": 0})
+
+    metrics = httpx.get(f"{server.url}/metrics")
+
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert f'flowloom_runs_total{{flow="{created["id"]}",status="failed"}} 2.0' in metrics.text
+    log_lines = (server.data_dir / "logs" / "flowloom.log").read_text().splitlines()
+    ended = [json.loads(line) for line in log_lines if '"run ended"' in line]
+    mine = [line for line in ended if line.get("flow_id") == created["id"]]
+    assert len(mine) == 2
+    assert all(line["run_id"] and line["node_id"] == "fail" for line in mine)
+
+
+def test_agent_health_and_usage_come_through_the_api(api: httpx.Client) -> None:
+    assert api.get("/stats/agents").json()["items"] == []  # no agent has run on this server
+    runs = api.get("/stats/runs", params={"minutes": 60}).json()["items"]
+    assert sum(r["runs"] for r in runs) >= 1
+    assert api.get("/stats/usage", params={"hours": 1}).status_code == 200
+    assert api.get("/stats/agents", params={"hours": 0}).status_code == 422

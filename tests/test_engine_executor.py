@@ -110,13 +110,10 @@ async def test_independent_branches_run_concurrently(engine: Engine) -> None:
         [("start", "a"), ("start", "b"), ("start", "c")],
     )
 
-    started = time.perf_counter()
     result = await engine.run(document)
-    elapsed = time.perf_counter() - started
 
     assert result.status == "succeeded"
-    assert JOURNAL.max_running == 3
-    assert elapsed < 0.8  # one after the other would take 0.9 s
+    assert JOURNAL.max_running == 3  # all three were running at the same moment
 
 
 async def test_several_delivered_inputs_arrive_by_upstream_name(engine: Engine) -> None:
@@ -544,7 +541,7 @@ async def test_cancel_stops_every_running_step_promptly(engine: Engine) -> None:
     handle.cancel()
     result = await handle
 
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 2  # the steps would sleep 10 s
     assert result.status == "cancelled"
     assert {r.node_id: r.status for r in result.steps if r.node_id in ("a", "b")} == {
         "a": "cancelled",

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sqlite3
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,6 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.engines import create_migration_engine, database_url, describe, sqlite_file
 from storage.records import StorageError
+
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 # Any fixed number: the key of the PostgreSQL advisory lock held while migrating.
@@ -49,16 +50,35 @@ class MigrationResult:
         return self.before != self.after
 
 
+# alembic (with mako and pygments) takes a good part of FlowLoom's start-up to import, and
+# is only needed when a migration runs: the current and newest revisions are read without it.
+_REVISION_LINE = re.compile(r"""^(down_revision|revision)\s*=\s*['"]?([\w-]+)['"]?""", re.M)
+
+
 @lru_cache(maxsize=1)
 def _scripts() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory(str(SCRIPT_LOCATION))
 
 
+@lru_cache(maxsize=4)
+def _head_of(location: Path) -> str:
+    revisions, parents = set(), set()
+    for path in (location / "versions").glob("*.py"):
+        found = dict(_REVISION_LINE.findall(path.read_text(encoding="utf-8")))
+        if "revision" in found:
+            revisions.add(found["revision"])
+            parents.add(found.get("down_revision"))
+    heads = revisions - parents
+    assert len(heads) == 1, f"storage/migrations/versions has heads {sorted(heads)}, not one"
+    return heads.pop()
+
+
 def head_revision() -> str:
-    """The newest revision: what `upgrade` brings a database to."""
-    head = _scripts().get_current_head()
-    assert head is not None, "storage/migrations/versions holds no revision"
-    return head
+    """The newest revision: what `upgrade` brings a database to (read from the revision
+    files' `revision` and `down_revision` lines, as alembic would find it)."""
+    return _head_of(SCRIPT_LOCATION)
 
 
 def revisions() -> list[str]:
@@ -82,7 +102,7 @@ async def current_revision(url: str | URL) -> str | None:
     engine = create_migration_engine(address)
     try:
         async with engine.connect() as connection:
-            return await connection.run_sync(_revision_of)
+            return await connection.run_sync(revision_of)
     except (OSError, SQLAlchemyError) as exc:
         raise _unreachable(address, exc) from exc
     finally:
@@ -112,7 +132,7 @@ async def _migrate(url: URL, direction: str, revision: str) -> MigrationResult:
 
             await connection.run_sync(_run_alembic, direction, revision)
             await connection.commit()
-            after = await connection.run_sync(_revision_of)
+            after = await connection.run_sync(revision_of)
             await connection.rollback()
             return MigrationResult(before, after, backup)
     except (OSError, SQLAlchemyError) as exc:
@@ -127,18 +147,27 @@ async def _lock_for_migration(connection: AsyncConnection) -> None:
     await connection.commit()
 
 
-def _revision_of(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+def revision_of(connection: Connection) -> str | None:
+    """The revision a connected database is at (None when it has none)."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    revision: str | None = connection.exec_driver_sql(
+        "SELECT version_num FROM alembic_version"
+    ).scalar()
+    return revision
 
 
 def _state_of(connection: Connection) -> tuple[str | None, bool]:
     """The current revision, and whether the database holds anything worth a copy."""
-    revision = _revision_of(connection)
+    revision = revision_of(connection)
     tables = set(inspect(connection).get_table_names()) - {"alembic_version"}
     return revision, revision is not None or bool(tables)
 
 
 def _run_alembic(connection: Connection, direction: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(SCRIPT_LOCATION))
     config.attributes["connection"] = connection

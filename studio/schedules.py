@@ -1,0 +1,279 @@
+"""Schedule triggers: active flows' `trigger.schedule` steps fire through APScheduler.
+
+Each listening schedule is one APScheduler job at its next fire time (a date trigger carrying
+that time); when it fires it claims the firing in the database (`db.triggers.claim_firing`,
+which moves `next_run_at` on), starts the run with `{"fired_at": <that time>}` and plans
+the next one. Only one claim of a firing wins, so even two FlowLoom processes on one
+database run it once.
+
+Across restarts: `next_run_at` is kept in the database. A firing that came due while
+FlowLoom was stopped runs once at start when it is at most `schedule_grace_s` late (several
+missed firings of a short interval count as one); an older one is skipped. Activating,
+saving, deactivating or deleting a flow changes its jobs at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from engine import InvalidFlowError
+from storage import FlowRecord, StorageError
+from studio.triggers import schedule_trigger
+
+if TYPE_CHECKING:
+    from studio.runtime import Runtime
+
+log = structlog.get_logger("flowloom.schedules")
+
+SCHEDULE_TYPE = "trigger.schedule"
+
+
+class ScheduleService:
+    """The schedules of a `Runtime` (its `schedules`)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._grace = timedelta(seconds=runtime.settings.schedule_grace_s)
+        self._scheduler: AsyncIOScheduler | None = None
+        # (flow id, node id) -> (the flow it belongs to, its trigger, next fire time)
+        self._plans: dict[tuple[str, str], tuple[FlowRecord, BaseTrigger, datetime]] = {}
+        # The latest planning of each flow; each waits for the one before (one at a time).
+        self._planning: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def running(self) -> bool:
+        return self._scheduler is not None and bool(self._scheduler.running)
+
+    async def start(self) -> None:
+        """Start the scheduler on this event loop with every active flow's schedules."""
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler.start()
+        self._runtime.db.flows.watch(self._flow_changed)
+        for flow in await self._runtime.db.flows.active():
+            await self._enqueue(flow.id, flow, starting=True)
+
+    async def stop(self) -> None:
+        tasks = list(self._planning.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        self._scheduler = None
+        self._plans.clear()
+
+    def next_runs(self, flow_id: str) -> list[dict[str, Any]]:
+        """The flow's listening schedules: node_id, next_run_at (UTC) and their timing."""
+        return [
+            {"node_id": node_id, "next_run_at": due}
+            for (owner, node_id), (_, _, due) in sorted(self._plans.items())
+            if owner == flow_id
+        ]
+
+    async def refresh(self, flow: FlowRecord) -> list[dict[str, Any]]:
+        """Wait until `flow`'s schedules follow its last change (activation and deactivation
+        await this before they answer); its next runs."""
+        pending = self._planning.get(flow.id)
+        if pending is None:
+            await self._enqueue(flow.id, flow, starting=False)
+        else:
+            await asyncio.gather(pending, return_exceptions=True)
+        return self.next_runs(flow.id)
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def _flow_changed(self, flow_id: str, flow: FlowRecord | None) -> None:
+        """A deactivated or deleted flow's jobs go at once; a saved active flow is replanned."""
+        self._drop(flow_id)
+        if flow is not None and self.running:
+            self._enqueue(flow_id, flow, starting=False)
+
+    def _enqueue(self, flow_id: str, flow: FlowRecord, *, starting: bool) -> asyncio.Task[None]:
+        """Plan (or, inactive, forget) the flow's schedules after its earlier plannings, so
+        two plannings of one flow never interleave."""
+        previous = self._planning.get(flow_id)
+
+        async def plan() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            self._drop(flow_id)
+            if flow.active:
+                await self._plan_flow(flow, starting=starting)
+            else:
+                await self._runtime.db.triggers.clear(flow_id, webhooks=False)
+
+        task = asyncio.get_running_loop().create_task(plan())
+        self._planning[flow_id] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if self._planning.get(flow_id) is finished:
+                del self._planning[flow_id]
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error(
+                    "could not plan a flow's schedules",
+                    flow_id=flow_id,
+                    error=str(finished.exception()),
+                )
+
+        task.add_done_callback(done)
+        return task
+
+    async def _plan_flow(self, flow: FlowRecord, *, starting: bool) -> None:
+        stored = {s["node_id"]: s for s in await self._runtime.db.triggers.schedules(flow.id)}
+        for node in flow.document.get("nodes", []):
+            if not isinstance(node, dict) or node.get("type") != SCHEDULE_TYPE:
+                continue
+            try:
+                await self._plan(flow, node, stored.get(node["id"]), starting=starting)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning(
+                    "a schedule cannot be planned",
+                    flow_id=flow.id,
+                    node_id=node.get("id"),
+                    error=str(exc),
+                )
+
+    async def _plan(
+        self,
+        flow: FlowRecord,
+        node: dict[str, Any],
+        stored: dict[str, Any] | None,
+        *,
+        starting: bool,
+    ) -> None:
+        triggers = self._runtime.db.triggers
+        config = node.get("config") or {}
+        now = datetime.now(UTC)
+        kept: datetime | None = stored["next_run_at"] if stored else None
+        trigger = _trigger(config, flow.document, kept=kept, now=now)
+        if kept is not None and kept <= now:  # came due while nobody was listening
+            following = _next_after(trigger, now)
+            if await triggers.claim_firing(flow.id, node["id"], due_at=kept, next_run_at=following):
+                if now - kept <= self._grace:
+                    log.info(
+                        "running a missed schedule firing", flow_id=flow.id, node_id=node["id"]
+                    )
+                    await self._start_run(flow, node["id"], kept)
+                else:
+                    log.info(
+                        "skipped a schedule firing missed too long ago",
+                        flow_id=flow.id,
+                        node_id=node["id"],
+                        due_at=kept.isoformat(),
+                    )
+                kept = following
+            else:  # another process claimed it: use what it stored
+                current = await triggers.schedules(flow.id)
+                kept = next((s["next_run_at"] for s in current if s["node_id"] == node["id"]), None)
+        elif kept is None or not starting or not _fits(trigger, kept):
+            # A new schedule, or a changed one: the next time from now.
+            kept = _next_after(trigger, now)
+            await triggers.save_schedule(flow.id, node["id"], next_run_at=kept)
+        if kept is not None:
+            self._add_job(flow, node["id"], trigger, kept)
+
+    def _add_job(self, flow: FlowRecord, node_id: str, trigger: BaseTrigger, due: datetime) -> None:
+        if self._scheduler is None:
+            return
+        key = (flow.id, node_id)
+        self._plans[key] = (flow, trigger, due)
+        self._scheduler.add_job(
+            self._fire,
+            DateTrigger(run_date=due, timezone=UTC),
+            args=(flow.id, node_id, due),
+            id=_job_id(key),
+            replace_existing=True,
+            misfire_grace_time=None,  # a late job still runs; `_fire` decides about lateness
+        )
+
+    def _drop(self, flow_id: str) -> None:
+        for key in [key for key in self._plans if key[0] == flow_id]:
+            del self._plans[key]
+            if self._scheduler is not None and self._scheduler.get_job(_job_id(key)):
+                self._scheduler.remove_job(_job_id(key))
+
+    # -- firing -------------------------------------------------------------------------------
+
+    async def _fire(self, flow_id: str, node_id: str, due: datetime) -> None:
+        plan = self._plans.get((flow_id, node_id))
+        if plan is None or plan[2] != due:  # deactivated or replanned meanwhile
+            return
+        flow, trigger, _ = plan
+        now = datetime.now(UTC)
+        following = _next_after(trigger, max(now, due))
+        try:
+            won = await self._runtime.db.triggers.claim_firing(
+                flow_id, node_id, due_at=due, next_run_at=following
+            )
+        except StorageError as exc:
+            log.error("could not claim a schedule firing", flow_id=flow_id, error=str(exc))
+            won = False
+        if self._plans.get((flow_id, node_id), (None, None, None))[2] != due:
+            return  # deactivated or replanned while claiming
+        if won:
+            if now - due <= self._grace:
+                await self._start_run(flow, node_id, due)
+            else:
+                log.warning("skipped a schedule firing that came too late", flow_id=flow_id)
+        else:  # another process fired it (or replanned it): follow what the database holds
+            stored = await self._runtime.db.triggers.schedules(flow_id)
+            kept = next((s["next_run_at"] for s in stored if s["node_id"] == node_id), None)
+            if kept is not None and kept > now:
+                following = kept
+        if (
+            following is not None
+            and self._plans.get((flow_id, node_id), (None, None, None))[2] == due
+        ):
+            self._add_job(flow, node_id, trigger, following)
+
+    async def _start_run(self, flow: FlowRecord, node_id: str, due: datetime) -> None:
+        try:
+            record = await self._runtime.submit(
+                flow, {"fired_at": due.astimezone(UTC).isoformat()}, trigger=node_id
+            )
+        except (InvalidFlowError, StorageError) as exc:
+            log.error("a schedule could not start its run", flow_id=flow.id, error=str(exc))
+            return
+        self._runtime.metrics.schedule_fired(flow.id)
+        log.info("schedule fired", flow_id=flow.id, node_id=node_id, run_id=record.id)
+
+
+def _trigger(
+    config: dict[str, Any], document: dict[str, Any], *, kept: datetime | None, now: datetime
+) -> BaseTrigger:
+    """The APScheduler trigger of a schedule. An interval counts from the stored next firing
+    when that is at most one interval away (a restart or a save keeps its rhythm), else
+    from now (a new or changed interval)."""
+    if config.get("cron"):
+        return schedule_trigger(config, document)
+    every = timedelta(seconds=float(config["every_s"]))
+    anchor = kept if kept is not None and kept <= now + every else now
+    return IntervalTrigger(seconds=every.total_seconds(), start_date=anchor, timezone=UTC)
+
+
+def _next_after(trigger: BaseTrigger, moment: datetime) -> datetime | None:
+    """The first fire time strictly after `moment`, in UTC."""
+    fire = trigger.get_next_fire_time(None, moment + timedelta(microseconds=1))
+    while fire is not None and fire <= moment:  # an interval may land exactly on `moment`
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+    return fire.astimezone(UTC) if fire is not None else None
+
+
+def _fits(trigger: BaseTrigger, moment: datetime) -> bool:
+    """Whether `moment` is one of the trigger's fire times (a stored time still valid)."""
+    if isinstance(trigger, IntervalTrigger):
+        return True
+    fire = trigger.get_next_fire_time(None, moment)
+    return fire is not None and fire.astimezone(UTC) == moment
+
+
+def _job_id(key: tuple[str, str]) -> str:
+    return f"{key[0]}:{key[1]}"

@@ -1,0 +1,40 @@
+"""The live dashboard (`/dashboard`) with NiceGUI's simulated user."""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from tests.documents import chain, manual, step
+from tests.studio_pages import Studio, studio
+
+__all__ = ["studio"]
+
+
+async def test_dashboard_shows_live_run_numbers(studio: Studio) -> None:
+    document = chain(manual(), step("fail", "data.set", {"values": {"n": "{{ 1 // input.z }}"}}))
+    document["name"] = "Dashboard sample"
+    flow = await studio.runtime.db.flows.create(document)
+    for z in (1, 1, 0):
+        record = await studio.runtime.submit(flow, {"z": z})
+        await studio.runtime.wait(record.id, 5)
+
+    await studio.user.open("/dashboard")
+    await studio.sees("Runs in the last hour")
+
+    def shown(testid: str) -> str:
+        (label,) = studio.user.find(marker=testid).elements
+        assert isinstance(label, ui.label)
+        return label.text
+
+    await studio.until(lambda: shown("dashboard-hour") == "3")
+    chart = next(iter(studio.user.find(marker="dashboard-runs-chart").elements))
+    assert isinstance(chart, ui.echart)
+    series = {s["name"]: sum(s["data"]) for s in chart.options["series"]}
+    assert series == {"succeeded": 2, "failed": 1}
+    assert shown("dashboard-active") == "0"
+    assert "/" in shown("dashboard-latency")
+    await studio.sees("No agent has run in the last 24 hours.")
+
+    record = await studio.runtime.submit(flow, {"z": 1})
+    await studio.runtime.wait(record.id, 5)
+    await studio.until(lambda: shown("dashboard-hour") == "4", timeout_s=6)  # live, no reload
