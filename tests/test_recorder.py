@@ -19,7 +19,7 @@ def five_steps() -> dict[str, Any]:
     return chain(
         manual(),
         *[
-            step(f"s{i}", "data.set", {"values": {f"v{i}": "{{ input.n + %d }}" % i}})
+            step(f"s{i}", "data.set", {"values": {f"v{i}": "{{ input.n + " + str(i) + " }}"}})
             for i in range(4)
         ],
     )
