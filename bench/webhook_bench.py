@@ -144,6 +144,12 @@ class Server:
                     return int(line.split()[1]) / 1024
         return 0.0
 
+    def cpu_s(self) -> float:
+        """CPU seconds the server has used so far (user + system, all its threads)."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.send_signal(signal.SIGINT)
@@ -211,8 +217,8 @@ async def generate(port: int, path: str, callers: int, limit: int, seconds: floa
 
 def run_load(
     server: Server, path: str, callers: int, limit: int, seconds: float
-) -> tuple[Load, float, float]:
-    """The load, its wall time, and the server's peak RSS (MB) meanwhile."""
+) -> tuple[Load, float, float, float]:
+    """The load, its wall time, the server's peak RSS (MB) and CPU seconds meanwhile."""
     peak = [server.rss_mb()]
     done = threading.Event()
 
@@ -222,6 +228,7 @@ def run_load(
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    cpu_before = server.cpu_s()
     started = time.perf_counter()
     try:
         import uvloop
@@ -230,9 +237,10 @@ def run_load(
     except ImportError:
         load = asyncio.run(generate(server.port, path, callers, limit, seconds))
     elapsed = time.perf_counter() - started
+    cpu = server.cpu_s() - cpu_before
     done.set()
     sampler.join()
-    return load, elapsed, max(peak[0], server.rss_mb())
+    return load, elapsed, max(peak[0], server.rss_mb()), cpu
 
 
 def stored_runs(database: Path, flow_id: str) -> tuple[int, dict[str, int]]:
@@ -253,7 +261,7 @@ def wait_settled(database: Path, flow_id: str, timeout_s: float = 60.0) -> dict[
         time.sleep(0.2)
 
 
-def report(mode: str, load: Load, elapsed: float, rss_mb: float, stored: int) -> bool:
+def report(mode: str, load: Load, elapsed: float, rss_mb: float, cpu_s: float, stored: int) -> bool:
     latencies = sorted(load.latencies_ns)
     answered = len(latencies)
     ok = sum(count for status, count in load.statuses.items() if 200 <= status < 300)
@@ -275,6 +283,15 @@ def report(mode: str, load: Load, elapsed: float, rss_mb: float, stored: int) ->
     print(f"errors           {errors}" + (f"  e.g. {load.errors[:3]}" if load.errors else ""))
     print(f"runs stored      {stored:,} for {ok:,} accepted calls")
     print(f"server RSS peak  {rss_mb:.0f} MB")
+    if answered:
+        print(
+            f"server CPU       {cpu_s / answered * 1e6:.0f} µs per answer "
+            f"({cpu_s / elapsed * 100:.0f} % of a core; recording the run included)"
+        )
+    with contextlib.suppress(OSError):
+        print(
+            f"machine load     {os.getloadavg()[0]:.1f} (1-minute average, {os.cpu_count()} cores)"
+        )
     good = rate >= 5000 and quantiles[94] <= 5.0 and errors == 0 and stored >= ok
     good = good and rss_mb <= 200
     return good
@@ -324,12 +341,12 @@ def main() -> int:
                 # a short warm-up, so the figures are of a running server
                 run_load(server, path, args.callers, 500, 5)
                 before, _ = stored_runs(database, flow_id)
-                load, elapsed, rss = run_load(
+                load, elapsed, rss, cpu = run_load(
                     server, path, args.callers, args.requests, args.seconds
                 )
                 by_status = wait_settled(database, flow_id)
                 stored = sum(by_status.values()) - before
-                good = report(mode, load, elapsed, rss, stored) and good
+                good = report(mode, load, elapsed, rss, cpu, stored) and good
                 print(f"run statuses     {by_status} (warm-up included)")
         finally:
             server.stop()

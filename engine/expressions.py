@@ -201,7 +201,7 @@ def _to_text(value: Any) -> str:
 
 def _syntax_message(exc: TemplateSyntaxError, expression: bool) -> str:
     where = "" if expression or not exc.lineno else f" (line {exc.lineno})"
-    return f"it does not parse: {exc.message}{where}"
+    return f"does not parse: {exc.message}{where}"
 
 
 def _runtime_message(exc: Exception) -> str:

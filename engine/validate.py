@@ -238,7 +238,7 @@ def _check_config(analysis: Analysis, node: Node, node_type: NodeType) -> None:
     except ExpressionError as exc:
         analysis.error(
             "template",
-            f"the template does not parse: {exc.reason}. Fix the {{{{ }}}} expression.",
+            f"the template {exc.reason}. Fix the {{{{ }}}} expression.",
             node,
             exc.field,
         )
@@ -251,7 +251,7 @@ def _check_config(analysis: Analysis, node: Node, node_type: NodeType) -> None:
             analysis.expressions[source] = compile_expression(source)
         except ExpressionError as exc:
             analysis.error(
-                "expression", f"the expression {source!r} does not parse: {exc.reason}.", node, path
+                "expression", f"the expression {source!r} {exc.reason}.", node, path
             )
     try:
         config = model.model_validate(node.config)

@@ -12,7 +12,7 @@ import os
 import sys
 
 import structlog
-from nicegui import app, ui
+from nicegui import app, core, ui
 
 from engine.settings import Settings
 from studio.components.layout import page_frame
@@ -24,6 +24,7 @@ log = structlog.get_logger(__name__)
 
 NATIVE_HINT = "pip install 'flowloom[native]'"
 STARTUP_WAIT_S = 60.0
+MAX_MESSAGE_BYTES = 32 * 2**20
 
 
 def build_studio(settings: Settings) -> Runtime:
@@ -40,6 +41,8 @@ def build_studio(settings: Settings) -> Runtime:
         await asyncio.wait_for(started.wait(), STARTUP_WAIT_S)
 
     mount(app, runtime)
+    # the canvas sends whole flow documents; large flows outgrow socket.io's 1 MB default
+    core.sio.eio.max_http_buffer_size = MAX_MESSAGE_BYTES
     ui.button.default_props("no-caps")
     app.on_startup(start)
     app.on_shutdown(runtime.stop)

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright import sync_api as playwright_api
 
 from tests.canvas_browser import EXAMPLES, CanvasServer, launch_chromium
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 # `FLOWLOOM_SCREENSHOTS=docs pytest tests/test_canvas_browser.py` refreshes the README's picture.
 SCREENSHOTS = os.environ.get("FLOWLOOM_SCREENSHOTS")

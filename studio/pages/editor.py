@@ -8,6 +8,7 @@ Run saves, starts a run through the runtime and follows its events.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import time
@@ -35,6 +36,7 @@ from studio.components.wording import ago, as_json
 from studio.runtime import PINS_KEY, Runtime, pinned_steps
 
 VALIDATE_AFTER_S = 0.3
+CANVAS_SETTLE_S = 0.3
 
 
 async def editor_page(runtime: Runtime, flow_id: str) -> None:
@@ -187,18 +189,8 @@ class Editor:
             self.selected = None
             self.step_panel.show_nothing()
         if self.document != before:  # not just the echo of an edit made here
-            import json as _j
-            import sys
-
-            print(
-                "DIFF",
-                _j.dumps(before, sort_keys=True),
-                "\nNEW ",
-                _j.dumps(self.document, sort_keys=True),
-                file=sys.stderr,
-                flush=True,
-            )
             self._changed()
+            self._fill_outline()
         if self._wanted is not None and self._wanted in ids:  # selected before it was sent
             await self._open_step(self._wanted)
 
@@ -339,8 +331,17 @@ class Editor:
             self.saved_note.text = f"Saved · version {self.version} · {ago(self.flow.updated_at)}"
             self.saved_note.classes(replace="text-xs text-slate-500")
 
+    async def _settle(self) -> None:
+        """Let the canvas's last edit arrive: it sends the document 150 ms after an edit, so a
+        connection made just before Save could otherwise come after it."""
+        await asyncio.sleep(CANVAS_SETTLE_S)
+
     async def save(self) -> bool:
         """Store the document as a new version; on a conflict, ask what to do. True if saved."""
+        await self._settle()
+        return await self._save_now()
+
+    async def _save_now(self) -> bool:
         if not self.dirty:
             ui.notify("Nothing to save: no changes since the last save.")
             return True
@@ -488,7 +489,8 @@ class Editor:
 
     async def run(self, value: Any, *, trigger: str | None = None) -> None:
         """Save if needed, then start a run with `value` and follow it in the Run tab."""
-        if self.dirty and not await self.save():
+        await self._settle()
+        if self.dirty and not await self._save_now():
             return
         try:
             record = await self.runtime.submit(
@@ -618,6 +620,13 @@ class Editor:
             )
             self._retention()
             ui.label("Steps").classes("font-semibold")
+            self.outline = ui.column().classes("w-full gap-0")
+        self._fill_outline()
+
+    def _fill_outline(self) -> None:
+        """Every step by name; a click opens it (the canvas's selection, by keyboard)."""
+        self.outline.clear()
+        with self.outline:
             for node in self.document.get("nodes", []):
                 node_id = str(node.get("id"))
                 ui.button(
