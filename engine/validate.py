@@ -250,9 +250,7 @@ def _check_config(analysis: Analysis, node: Node, node_type: NodeType) -> None:
         try:
             analysis.expressions[source] = compile_expression(source)
         except ExpressionError as exc:
-            analysis.error(
-                "expression", f"the expression {source!r} {exc.reason}.", node, path
-            )
+            analysis.error("expression", f"the expression {source!r} {exc.reason}.", node, path)
     try:
         config = model.model_validate(node.config)
     except ValidationError as exc:
