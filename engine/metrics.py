@@ -68,14 +68,16 @@ class Histogram:
         return buckets
 
     def quantile(self, q: float) -> float | None:
-        """An estimate (the upper bound of the bucket holding the q-th observation)."""
+        """An estimate, interpolated inside the bucket that holds the q-th observation (as
+        Prometheus' histogram_quantile does)."""
         if not self.observations:
             return None
-        target, running = q * self.observations, 0
+        target, running, lower = q * self.observations, 0, 0.0
         for bound, count in zip(self.bounds, self.counts, strict=False):
+            if count and running + count >= target:
+                return lower + (float(bound) - lower) * (target - running) / count
             running += count
-            if running >= target:
-                return float(bound)
+            lower = float(bound)
         return float(self.bounds[-1])
 
 

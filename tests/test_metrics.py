@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from engine import Engine
-from engine.metrics import RunMetrics, parse_exposition
+from engine.metrics import Histogram, RunMetrics, parse_exposition
 from tests.documents import chain, manual, step
 from tests.probe_nodes import probe_registry
 
@@ -113,3 +113,13 @@ def test_webhook_answers_and_schedule_fires_are_counted() -> None:
     assert samples['flowloom_webhook_requests_total{code="202"}'] == 2
     assert samples['flowloom_webhook_requests_total{code="401"}'] == 1
     assert samples['flowloom_schedule_fires_total{flow="nightly"}'] == 1
+
+
+def test_quantiles_interpolate_inside_the_bucket() -> None:
+    histogram = Histogram((0.1, 0.2, 0.4))
+    for value in (0.05, 0.15, 0.15, 0.3):
+        histogram.observe(value)
+
+    assert histogram.quantile(0.5) == pytest.approx(0.15)  # 2nd of 4 is halfway into (0.1, 0.2]
+    assert histogram.quantile(1.0) == pytest.approx(0.4)
+    assert Histogram((1.0,)).quantile(0.5) is None

@@ -44,6 +44,17 @@ def seconds_text(value: float | None) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
 
 
+def empty_hint(options: dict[str, Any], has_data: bool, text: str) -> None:
+    """A quiet line in the middle of a chart that has nothing to show yet."""
+    options["title"] = {
+        "show": not has_data,
+        "text": text,
+        "left": "center",
+        "top": "middle",
+        "textStyle": {"color": "#94a3b8", "fontSize": 13, "fontWeight": "normal"},
+    }
+
+
 class Dashboard:
     """The dashboard's elements and how they are refreshed from the runtime."""
 
@@ -168,6 +179,7 @@ class Dashboard:
             }
             for status, values in sorted(counts.items())
         ]
+        empty_hint(options, bool(counts), "No runs in the last hour")
         self.runs_chart.update()
 
     def _sample_webhooks(self) -> None:
@@ -190,6 +202,7 @@ class Dashboard:
             }
             for code in codes
         ]
+        empty_hint(options, bool(codes), "No webhook calls since FlowLoom started")
         self.webhook_chart.update()
 
     def _steps(self) -> None:
@@ -201,6 +214,7 @@ class Dashboard:
             {"name": name, "type": "bar", "data": [h.quantile(q) for _, h in kinds]}
             for name, q in (("p50", 0.5), ("p95", 0.95))
         ]
+        empty_hint(options, bool(kinds), "No step has run since FlowLoom started")
         self.steps_chart.update()
 
     def _models(self, usage: list[dict[str, Any]]) -> None:
@@ -226,6 +240,7 @@ class Dashboard:
                 "data": [by_model[m][1] for m in models],
             },
         ]
+        empty_hint(options, bool(models), "No model calls in the last 24 hours")
         self.models_chart.update()
 
     def _agents(self, health: list[dict[str, Any]]) -> None:
