@@ -949,6 +949,8 @@ class Engine:
         self.credentials = credentials
         self.memory: ConversationMemory = memory or InMemoryConversations()
         self.listeners: list[EventListener] = list(listeners)
+        #: Runs (not sub-flows) going on now.
+        self.runs_in_flight = 0
         self._dispatch: _Dispatch | None = None
         self._dispatch_key: tuple[EventListener, ...] = ()
         self._http: httpx.AsyncClient | None = None
@@ -1052,6 +1054,7 @@ class Engine:
         error: dict[str, Any] | None = None
         output: Any = None
         timeout_s = flow.document.settings.timeout_s
+        self.runs_in_flight += 1
         try:
             if timeout_s is None:
                 output = await region.execute([(flow.nodes[trigger_id], run.input, {})])
@@ -1091,6 +1094,8 @@ class Engine:
                 "node_name": None,
                 "type": "Cancelled",
             }
+        finally:
+            self.runs_in_flight -= 1
         finished = time.time()
         if status != "succeeded":
             output = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,49 +84,80 @@ class Histogram:
 class RunMetrics(Collector):
     """Counts runs, steps, model tokens and cost, webhook answers and schedule fires."""
 
-    #: The engine calls this listener only for these kinds (see engine.executor._Dispatch):
-    #: steps are counted from the finished run's records, in one pass, to keep runs fast.
-    event_kinds = (RunStarted, RunFinished)
-
-    def __init__(self) -> None:
+    def __init__(self, active_runs: Callable[[], int] | None = None) -> None:
+        """`active_runs` tells how many runs go on now (e.g. `lambda: engine.runs_in_flight`);
+        without it they are counted from run events."""
+        #: The engine calls this listener only for these kinds (see engine.executor._Dispatch):
+        #: steps are counted from the finished run's records, in one pass, to keep runs fast.
+        self.event_kinds: tuple[type, ...] = (
+            (RunFinished,) if active_runs is not None else (RunStarted, RunFinished)
+        )
+        self._active_source = active_runs
         self.started_at = time.time()
         self.runs: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.run_durations: dict[str, Histogram] = {}
-        self.step_durations: dict[str, Histogram] = {}
-        self.steps: defaultdict[tuple[str, str], int] = defaultdict(int)
+        #: Step durations by (node type, status); `steps` and `step_durations` derive from it.
+        self._step_kinds: dict[tuple[str, str], Histogram] = {}
         self.tokens: defaultdict[tuple[str, str, str], int] = defaultdict(int)
         self.cost: defaultdict[tuple[str, str], float] = defaultdict(float)
         self.webhooks: defaultdict[str, int] = defaultdict(int)
         self.schedule_fires: defaultdict[str, int] = defaultdict(int)
-        self.active_runs = 0
+        self._active_counted = 0
 
     # -- the listener -------------------------------------------------------------------------
 
     def __call__(self, event: Event) -> None:
         if type(event) is RunStarted:
-            self.active_runs += 1
+            self._active_counted += 1
             return
         if type(event) is not RunFinished:
             return
-        self.active_runs -= 1
+        self._active_counted -= 1
         flow = event.flow_id or "unknown"
         self.runs[(flow, event.status)] += 1
         histogram = self.run_durations.get(flow)
         if histogram is None:
             histogram = self.run_durations[flow] = Histogram(RUN_BUCKETS)
         histogram.observe(event.duration_s)
-        durations, counts = self.step_durations, self.steps
+        # the hot loop: one dict lookup per step, the histogram update inlined
+        by_kind, bounds, find = self._step_kinds, STEP_BUCKETS, _bisect
         for step in event.steps:
-            if step.status == "skipped":
+            status = step.status
+            if status == "skipped":
                 continue
-            node_type = step.node_type
-            steps_of_type = durations.get(node_type)
-            if steps_of_type is None:
-                steps_of_type = durations[node_type] = Histogram(STEP_BUCKETS)
-            steps_of_type.observe(step.finished_at - step.started_at)
-            counts[(node_type, step.status)] += 1
+            key = (step.node_type, status)
+            histogram = by_kind.get(key)
+            if histogram is None:
+                histogram = by_kind[key] = Histogram(STEP_BUCKETS)
+            took = step.finished_at - step.started_at
+            histogram.counts[find(bounds, took)] += 1
+            histogram.total += took
             if step.input_tokens or step.output_tokens or step.cost_usd:
                 self._usage(step)
+
+    @property
+    def active_runs(self) -> int:
+        """Runs going on now."""
+        if self._active_source is not None:
+            return self._active_source()
+        return self._active_counted
+
+    @property
+    def steps(self) -> dict[tuple[str, str], int]:
+        """Steps that ended, by (node type, status)."""
+        return {key: sum(h.counts) for key, h in self._step_kinds.items()}
+
+    @property
+    def step_durations(self) -> dict[str, Histogram]:
+        """Step durations by node type, every status together."""
+        by_type: dict[str, Histogram] = {}
+        for (node_type, _), histogram in self._step_kinds.items():
+            total = by_type.setdefault(node_type, Histogram(STEP_BUCKETS))
+            total.counts = [a + b for a, b in zip(total.counts, histogram.counts, strict=True)]
+            total.total += histogram.total
+        for histogram in by_type.values():
+            histogram.observations = sum(histogram.counts)
+        return by_type
 
     def _usage(self, step: StepRecord) -> None:
         model = step.model or "unknown"

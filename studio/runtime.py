@@ -55,7 +55,7 @@ class Runtime:
         self._engine: Engine | None = None
         self._recorder: RunRecorder | None = None
         #: Counted from every run's events; kept across restarts of the runtime in one process.
-        self.metrics = RunMetrics()
+        self.metrics = RunMetrics(active_runs=lambda: len(self._running))
         self._running: dict[str, RunHandle] = {}
         self._compiled: OrderedDict[tuple[str, int], CompiledFlow] = OrderedDict()
         self._background: set[asyncio.Task[Any]] = set()

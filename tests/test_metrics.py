@@ -123,3 +123,26 @@ def test_quantiles_interpolate_inside_the_bucket() -> None:
     assert histogram.quantile(0.5) == pytest.approx(0.15)  # 2nd of 4 is halfway into (0.1, 0.2]
     assert histogram.quantile(1.0) == pytest.approx(0.4)
     assert Histogram((1.0,)).quantile(0.5) is None
+
+
+async def test_active_runs_can_come_from_the_engine_itself() -> None:
+    engine = Engine(registry=probe_registry())
+    metrics = RunMetrics(active_runs=lambda: engine.runs_in_flight)
+    engine.listeners.append(metrics)
+    handles = [
+        engine.start(chain(manual(), step("w", "flow.delay", {"seconds": 0.3}))) for _ in range(2)
+    ]
+    await asyncio.sleep(0.1)
+
+    during = parse_exposition(metrics.exposition().decode())["flowloom_active_runs{}"]
+    for handle in handles:
+        await handle
+
+    assert during == 2
+    assert metrics.active_runs == 0
+    assert (
+        parse_exposition(metrics.exposition().decode())[
+            'flowloom_runs_total{flow="unknown",status="succeeded"}'
+        ]
+        == 2
+    )
