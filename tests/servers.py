@@ -29,6 +29,16 @@ class SeenRequest:
     client_port: int
 
 
+async def read_body(receive: Any) -> bytes:
+    """The whole body of an ASGI HTTP request."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 class LoopbackServer:
     """An ASGI app served by uvicorn in a background thread on 127.0.0.1 and a free port."""
 
@@ -96,12 +106,7 @@ class EchoServer(LoopbackServer):
     async def _app(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         path: str = scope["path"]
         query = scope["query_string"].decode("latin-1")
         with self._lock:

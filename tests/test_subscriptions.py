@@ -18,7 +18,7 @@ import pytest
 
 from tests.documents import chain, manual, step
 from tests.flowloom_inprocess import FlowLoomInProcess, create_flow, wait_for_run
-from tests.servers import LoopbackServer
+from tests.servers import LoopbackServer, read_body
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +44,7 @@ class Receiver(LoopbackServer):
     async def _app(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         with self._lock:
             self.received.append(Received(scope["path"], headers, body))
