@@ -97,7 +97,7 @@ class Runtime:
                 self._recorder,
                 self.metrics,
                 self._notify_watchers,
-                self.subscriptions.listener,
+                self.subscriptions,
             ],
             credentials=self._db.credentials,
             memory=self._db.memory,

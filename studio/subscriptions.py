@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import structlog
 
-from engine import Event, RunFinished, RunStarted
+from engine import Event, RunFinished
 from engine.recorder import jsonable
 from storage import StorageError, SubscriptionRecord
 from studio.webhook_auth import sign
@@ -56,7 +56,6 @@ class SubscriptionService:
         self._attempts = runtime.settings.delivery_attempts
         self._backoff_s = runtime.settings.delivery_backoff_s
         self._subscriptions: list[SubscriptionRecord] = []
-        self._flows: dict[str, str] = {}  # run id -> flow id, from RunStarted to RunFinished
         self._deliveries: set[asyncio.Task[None]] = set()
         self._sending = asyncio.Semaphore(CONCURRENT_SENDS)
         self._client: httpx.AsyncClient | None = None
@@ -90,16 +89,15 @@ class SubscriptionService:
 
     # -- the engine listener ------------------------------------------------------------------
 
-    def listener(self, event: Event) -> None:
+    #: The engine calls this listener only when a run ends.
+    event_kinds = (RunFinished,)
+
+    def __call__(self, event: Event) -> None:
         """Queue deliveries for a run that ended; cheap, and never raises into the engine."""
-        if isinstance(event, RunStarted):
-            if event.flow_id is not None and self._subscriptions:
-                self._flows[event.run_id] = event.flow_id
+        if not isinstance(event, RunFinished) or not self._subscriptions:
             return
-        if not isinstance(event, RunFinished):
-            return
-        flow_id = self._flows.pop(event.run_id, None)
-        if flow_id is None:  # a sub-flow's run, or one started before anyone subscribed
+        flow_id = event.flow_id
+        if flow_id is None:  # a sub-flow's run: its parent's run is what subscribers see
             return
         name = f"run.{event.status}"
         wanted = [
