@@ -204,7 +204,7 @@ class Runtime:
         if start is None:
             raise NotFound(f"Step {node_id} did not run in run {run_id}.")
         earlier = [
-            _step_record(row)
+            step_record(row)
             for row in run.steps
             if row.seq < start and _reusable(row) and not _truncated(row.output)
         ]
@@ -369,7 +369,7 @@ class Runtime:
         document = next((v.document for v in versions if v.version == run.flow_version), None)
         if document is None:
             return "FlowLoom stopped during this run, and that version of its flow is gone."
-        finished = [_step_record(row) for row in run.steps if _reusable(row)]
+        finished = [step_record(row) for row in run.steps if _reusable(row)]
         if any(_truncated(step.output) for step in finished):
             return (
                 "FlowLoom stopped during this run, and a finished step's output was too large "
@@ -438,7 +438,8 @@ def _truncated(value: Any) -> bool:
     return isinstance(value, Mapping) and value.get("_truncated") is True
 
 
-def _step_record(row: StepRow) -> StepRecord:
+def step_record(row: StepRow) -> StepRecord:
+    """A stored step as the engine's record (for resuming, re-running and showing it)."""
     return StepRecord(
         node_id=row.node_id,
         node_name=row.node_name,

@@ -17,6 +17,7 @@ from storage import StepRow
 from studio.components.layout import test_id
 from studio.components.status import status_chip
 from studio.components.wording import as_json, cost, duration
+from studio.runtime import step_record
 
 
 @dataclass(slots=True)
@@ -42,31 +43,7 @@ class StepView:
 
     @classmethod
     def from_row(cls, row: StepRow) -> StepView:
-        took = (
-            (row.finished_at - row.started_at).total_seconds()
-            if row.started_at and row.finished_at
-            else None
-        )
-        return cls(
-            row.node_id,
-            row.node_name,
-            row.node_type,
-            row.status,
-            row.visit,
-            row.item_index,
-            row.input,
-            row.output,
-            row.port,
-            row.error,
-            row.attempts,
-            took,
-            row.input_tokens,
-            row.output_tokens,
-            row.cost_usd,
-            row.model,
-            list(row.logs),
-            pinned=_was_pinned(row.logs),
-        )
+        return cls.from_record(step_record(row))
 
     @classmethod
     def from_record(cls, record: StepRecord) -> StepView:
