@@ -35,15 +35,26 @@ def slow_flow(echo_url: str) -> dict[str, Any]:
     return document
 
 
-def test_killed_mid_run_resumes_from_the_last_finished_step(
-    tmp_path: Path, echo_server: EchoServer
-) -> None:
-    server = FlowLoomProcess(tmp_path / "data").start()
+def start_slow_runs(
+    server: FlowLoomProcess, echo_server: EchoServer, orders: list[int]
+) -> tuple[str, list[str]]:
+    """Save the slow flow on `server` and start one run per order: (flow id, run ids)."""
     with server.client() as client:
         flow_id = client.post(
             "/api/v1/flows", json={"document": slow_flow(echo_server.url)}
         ).json()["id"]
-        run_id = client.post(f"/api/v1/flows/{flow_id}/runs", json={"order": 42}).json()["run_id"]
+        runs = [
+            client.post(f"/api/v1/flows/{flow_id}/runs", json={"order": n}).json()["run_id"]
+            for n in orders
+        ]
+    return flow_id, runs
+
+
+def test_killed_mid_run_resumes_from_the_last_finished_step(
+    tmp_path: Path, echo_server: EchoServer
+) -> None:
+    server = FlowLoomProcess(tmp_path / "data").start()
+    _, (run_id,) = start_slow_runs(server, echo_server, [42])
     before = server.wait_for_run(
         run_id,
         lambda r: any(s["node_id"] == "wait" and s["status"] == "running" for s in r["steps"]),
@@ -71,14 +82,7 @@ def test_an_accepted_submit_survives_an_immediate_kill(
     tmp_path: Path, echo_server: EchoServer
 ) -> None:
     server = FlowLoomProcess(tmp_path / "data").start()
-    with server.client() as client:
-        flow_id = client.post(
-            "/api/v1/flows", json={"document": slow_flow(echo_server.url)}
-        ).json()["id"]
-        accepted = [
-            client.post(f"/api/v1/flows/{flow_id}/runs", json={"order": n}).json()["run_id"]
-            for n in range(5)
-        ]
+    _, accepted = start_slow_runs(server, echo_server, list(range(5)))
     server.kill()
 
     restarted = FlowLoomProcess(tmp_path / "data").start()
@@ -100,11 +104,7 @@ def test_a_run_whose_flow_is_gone_is_marked_interrupted(
     tmp_path: Path, echo_server: EchoServer
 ) -> None:
     server = FlowLoomProcess(tmp_path / "data").start()
-    with server.client() as client:
-        flow_id = client.post(
-            "/api/v1/flows", json={"document": slow_flow(echo_server.url)}
-        ).json()["id"]
-        run_id = client.post(f"/api/v1/flows/{flow_id}/runs", json={"order": 1}).json()["run_id"]
+    flow_id, (run_id,) = start_slow_runs(server, echo_server, [1])
     server.wait_for_run(run_id, lambda r: r["status"] == "running")
     server.kill()
 
