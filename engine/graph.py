@@ -2,8 +2,8 @@
 
 Compiling does everything that does not depend on a run once per flow: node types are looked
 up, templates compiled, configs without templates validated, edges sorted into forward and
-back edges (cycles), and each region (the flow itself, each loop body) gets its entry steps,
-sinks and readiness counts.
+back edges (cycles), and each region (the flow itself, each loop body) gets its entry steps
+and readiness counts.
 """
 
 from __future__ import annotations
@@ -102,8 +102,6 @@ class Region:
     owner: str | None
     nodes: list[str]
     entries: list[str]
-    sinks: list[str]
-    cycles: dict[int, frozenset[str]]
 
 
 @dataclass(slots=True)
@@ -245,14 +243,12 @@ def _compile_region(
     else:
         entries = [n for n in members if not nodes[n].in_forward]
     _mark_back_edges(entries, members, nodes, member_set)
-    cycles: dict[int, frozenset[str]] = {}
     for component in nx.strongly_connected_components(graph):
         if len(component) == 1:
             (only,) = component
             if not graph.has_edge(only, only):
                 continue
         cycle_id = next(cycle_ids)
-        cycles[cycle_id] = frozenset(component)
         for node_id in component:
             nodes[node_id].cycle = cycle_id
             for edge in nodes[node_id].out_edges:
@@ -266,8 +262,7 @@ def _compile_region(
     if owner is not None:
         # a body with no entry (every step on a cycle) still starts at its first step
         entries = entries or members[:1]
-    sinks = [n for n in members if nodes[n].is_sink]
-    return Region(owner, members, entries, sinks, cycles)
+    return Region(owner, members, entries)
 
 
 def _mark_back_edges(
