@@ -779,7 +779,6 @@ class _StepContext:
         body = region.run.flow.regions.get(self.compiled.id)
         if body is None:
             return list(items)
-        counts = {node_id: len(region.run.flow.nodes[node_id].in_forward) for node_id in body.nodes}
         results: list[Any] = [None] * len(items)
         positions = iter(range(len(items)))
 
@@ -796,7 +795,7 @@ class _StepContext:
                         "item": item,
                     }
                 }
-                item_run = _RegionRun(region.run, body, counts, None, names, index)
+                item_run = _RegionRun(region.run, body, body.counts, None, names, index)
                 starts: Ready = [(region.run.flow.nodes[n], item, {}) for n in body.entries]
                 try:
                     results[index] = await item_run.execute(starts)

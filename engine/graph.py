@@ -102,6 +102,8 @@ class Region:
     owner: str | None
     nodes: list[str]
     entries: list[str]
+    #: How many inputs each step waits for (a loop body; the flow's depend on the trigger).
+    counts: dict[str, int]
 
 
 @dataclass(slots=True)
@@ -262,7 +264,8 @@ def _compile_region(
     if owner is not None:
         # a body with no entry (every step on a cycle) still starts at its first step
         entries = entries or members[:1]
-    return Region(owner, members, entries)
+    counts = {n: len(nodes[n].in_forward) for n in members}
+    return Region(owner, members, entries, counts)
 
 
 def _mark_back_edges(
