@@ -21,15 +21,6 @@ def schedule_trigger(config: dict[str, Any], document: dict[str, Any]) -> BaseTr
     return IntervalTrigger(seconds=float(config["every_s"]), timezone=timezone)
 
 
-def next_fire_time(
-    config: dict[str, Any], document: dict[str, Any], now: datetime | None = None
-) -> datetime | None:
-    """The next time a schedule fires after `now` (UTC), or None if it never will."""
-    now = now or datetime.now(UTC)
-    fire = schedule_trigger(config, document).get_next_fire_time(None, now)
-    return fire.astimezone(UTC) if fire is not None else None
-
-
 def next_fire_times(
     config: dict[str, Any], document: dict[str, Any], count: int, now: datetime | None = None
 ) -> list[datetime]:
