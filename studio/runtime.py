@@ -10,7 +10,6 @@ acknowledges a run that could be lost. At start, runs a killed process left `que
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from collections import OrderedDict
@@ -386,11 +385,14 @@ class Runtime:
     async def _prune_periodically(self) -> None:
         while True:
             await asyncio.sleep(PRUNE_EVERY_S)
-            with contextlib.suppress(Exception):
+            try:
                 report = await self.db.prune(
                     days=self.settings.retention_days,
                     max_runs_per_flow=self.settings.retention_max_runs,
                 )
+            except Exception:  # the database may be away for a while: try again next hour
+                log.exception("could not prune the run history")
+            else:
                 log.info("pruned run history", **report)
 
 
