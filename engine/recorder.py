@@ -1,10 +1,10 @@
 """The run recorder: turns a run's events into stored rows, many runs per transaction.
 
 The engine knows nothing of SQL. It talks to storage through `RunStore`, one method taking
-plain data, and the recorder batches what it hands over (group commit): a flush writes every
-run and step that changed since the last one in a single transaction, so recording every step
-costs little per step. A step that starts and finishes within one flush interval is written
-once, in its final state.
+the steps' own values, and the recorder batches what it hands over (group commit): a flush
+writes every run and step that changed since the last one in a single transaction, so
+recording every step costs little per step. A step that starts and finishes within one flush
+interval is written once, in its final state.
 
 What is lost if the process dies between two flushes is at most one interval of progress; the
 run stays `running` in the database and is resumed at the next start.
@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
 from typing import Any, Protocol
 
 import structlog
@@ -45,7 +43,11 @@ class RunStore(Protocol):
     async def record(
         self, runs: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, Any]]
     ) -> None:
-        """Apply run updates and step upserts (by run_id and seq) in one transaction."""
+        """Apply run updates and step upserts (by run_id and seq) in one transaction.
+
+        Inputs, outputs, errors, logs and exchanges come as the steps produced them; the
+        store turns them into JSON and must not fail on values JSON cannot hold (storage's
+        `RunRepository` writes those as readable text)."""
         ...
 
 
@@ -81,8 +83,8 @@ class RunRecorder:
             self._run(
                 event.run_id,
                 status=event.status,
-                output=jsonable(event.output),
-                error=jsonable(event.error),
+                output=event.output,
+                error=event.error,
                 finished_at=event.at,
             )
             self._finished.append(event.run_id)
@@ -183,8 +185,8 @@ def step_row(run_id: str, seq: int, step: StepRecord) -> dict[str, Any]:
         "visit": step.visit,
         "parent": step.parent,
         "item_index": step.item_index,
-        "input": jsonable(step.input),
-        "output": jsonable(step.output),
+        "input": step.input,
+        "output": step.output,
         "port": step.port,
         "error": step.error,
         "attempts": step.attempts,
@@ -194,23 +196,6 @@ def step_row(run_id: str, seq: int, step: StepRecord) -> dict[str, Any]:
         "output_tokens": step.output_tokens,
         "cost_usd": step.cost_usd,
         "model": step.model,
-        "logs": jsonable(list(step.logs)),
-        "exchanges": jsonable(list(step.exchanges)),
+        "logs": list(step.logs),
+        "exchanges": list(step.exchanges),
     }
-
-
-def jsonable(value: Any) -> Any:
-    """`value` with anything JSON cannot hold made readable (text), so a batch never fails."""
-    if value is None or type(value) in (str, int, bool):
-        return value
-    if type(value) is float:
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)

@@ -13,6 +13,8 @@ committed, and under load many rows go in each commit.
 from __future__ import annotations
 
 import asyncio
+import functools
+import operator
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -22,7 +24,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 
-from storage.engines import dumps
+from storage.jsontext import dumps
 from storage.models import UTCDateTime
 
 Item = TypeVar("Item")
@@ -50,11 +52,23 @@ def encode_time_for_sqlite(value: datetime | float | None) -> str | None:
     """A time (datetime or epoch seconds) as SQLAlchemy's SQLite DATETIME stores it, in UTC."""
     if value is None:
         return None
+    if type(value) is float and value >= 0:  # what the engine reports: the common case
+        second = int(value)
+        micro = round((value - second) * 1_000_000)  # half to even, as datetime rounds
+        if micro == 1_000_000:
+            second, micro = second + 1, 0
+        return f"{_second_text(second)}.{micro:06d}"
     v = _as_utc(value)
     return (
         f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
         f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _second_text(epoch_second: int) -> str:
+    """'YYYY-MM-DD HH:MM:SS' in UTC; a busy server writes many times within one second."""
+    return datetime.fromtimestamp(epoch_second, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def encode_time_for_postgresql(value: datetime | float | None) -> datetime | None:
@@ -76,26 +90,32 @@ class BulkWrite:
         encode_time = (
             encode_time_for_sqlite if dialect.name == "sqlite" else encode_time_for_postgresql
         )
-        self._plan: list[tuple[str, Callable[[Any], Any] | None]] = []
-        for name in compiled.positiontup or ():
+        names = list(compiled.positiontup or ())
+        self._encoders: list[tuple[int, Callable[[Any], Any]]] = []
+        for position, name in enumerate(names):
             column_type = table_columns[name].type
-            encoder: Callable[[Any], Any] | None = None
             if isinstance(column_type, JSON):
-                encoder = encode_json
+                self._encoders.append((position, encode_json))
             elif isinstance(column_type, UTCDateTime):
-                encoder = encode_time
-            self._plan.append((name, encoder))
+                self._encoders.append((position, encode_time))
+        # the row's values in the statement's order, fetched in one C call
+        self._values: Callable[[dict[str, Any]], Sequence[Any]] = (
+            operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+        )
 
     async def execute(self, connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
         await connection.exec_driver_sql(self.sql, self.parameters(rows))
 
     def parameters(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
         """The rows as the driver takes them (for `executemany(self.sql, …)`)."""
-        plan = self._plan
-        return [
-            tuple(row[name] if encode is None else encode(row[name]) for name, encode in plan)
-            for row in rows
-        ]
+        values, encoders = self._values, self._encoders
+        parameters = []
+        for row in rows:
+            row_values = list(values(row))
+            for position, encode in encoders:
+                row_values[position] = encode(row_values[position])
+            parameters.append(tuple(row_values))
+        return parameters
 
 
 class GroupCommit(Generic[Item]):

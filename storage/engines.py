@@ -16,7 +16,6 @@ PostgreSQL (asyncpg) gets one ordinary pool for both.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -34,6 +33,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool
 
+from storage.jsontext import dumps
 from storage.records import StorageError
 
 T = TypeVar("T")
@@ -45,16 +45,6 @@ POSTGRES_POOL_SIZE = 10
 WRITER_WAIT_S = 600.0
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
-
-
-def dumps(value: Any) -> str:
-    """JSON text for a column: compact, UTF-8 text as is, anything unknown as its str()."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate (e.g. from a "\ud800" in a webhook body)
-        return json.dumps(value, separators=(",", ":"), default=str)
-    return text
 
 
 def database_url(url: str | URL) -> URL:

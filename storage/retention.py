@@ -21,7 +21,8 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.bulk import JSONText
-from storage.engines import DatabaseEngines, dumps, sqlite_file
+from storage.engines import DatabaseEngines, sqlite_file
+from storage.jsontext import dumps
 from storage.models import Delivery, Flow, IdempotencyKey, Run, Step, utc_now
 
 PREVIEW_BYTES = 1024

@@ -394,9 +394,7 @@ class RunRepository:
         limit = self._max_payload_bytes
         rows: dict[tuple[str, int], dict[str, Any]] = {}
         for step in steps:
-            row = STEP_DEFAULTS | {name: step[name] for name in STEP_DEFAULTS if name in step}
-            row["run_id"] = step["run_id"]
-            row["seq"] = step["seq"]
+            row = {**STEP_DEFAULTS, **step}  # keys beyond the columns are not written
             row["input"] = capped_json(row["input"], limit)
             row["output"] = capped_json(row["output"], limit)
             for name in _TIMES:

@@ -29,8 +29,8 @@ import httpx
 import structlog
 
 from engine import Event, RunFinished
-from engine.recorder import jsonable
 from storage import StorageError, SubscriptionRecord
+from storage.jsontext import readable
 from studio.webhook_auth import sign
 
 if TYPE_CHECKING:
@@ -116,8 +116,8 @@ class SubscriptionService:
                 "id": event.run_id,
                 "flow_id": flow_id,
                 "status": event.status,
-                "output": jsonable(event.output),
-                "error": jsonable(event.error),
+                "output": readable(event.output),
+                "error": readable(event.error),
                 "finished_at": datetime.fromtimestamp(event.at, UTC).isoformat(),
                 "duration_s": event.duration_s,
             },

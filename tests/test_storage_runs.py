@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 
 from storage import Database, NotFound, StorageError
@@ -296,3 +298,11 @@ def test_bulk_writes_store_times_exactly_as_sqlalchemy_does() -> None:
             UTCDateTime().process_bind_param(moment, sqlite.dialect())
         )
         assert encode_time_for_sqlite(moment.timestamp()) == encode_time_for_sqlite(moment)
+
+
+@given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))
+def test_epoch_seconds_are_stored_as_the_datetime_they_name(epoch: float) -> None:
+    # the engine reports times as epoch seconds; the fast path must round as datetime does
+    assert encode_time_for_sqlite(epoch) == encode_time_for_sqlite(
+        datetime.fromtimestamp(epoch, UTC)
+    )

@@ -148,6 +148,22 @@ def test_malformed_json_gets_400_saying_where(api: httpx.Client) -> None:
     assert "line 1, column 9" in error["message"]
 
 
+def test_json_bodies_arrive_exactly_even_where_json_is_unusual(api: httpx.Client) -> None:
+    url = hook_url(api, hook_flow({"response": "sync"}))
+    body = b'{"id": 123456789012345678901234567890, "ratio": NaN, "half": "\\ud800", "ok": null}'
+
+    answer = httpx.post(url, content=body, headers={"content-type": "application/json"})
+
+    assert answer.status_code == 200
+    # the huge integer stays exact; what JSON answers cannot hold comes back readable
+    assert answer.json()["body"] == {
+        "id": 123456789012345678901234567890,
+        "ratio": "nan",
+        "half": "\ud800",
+        "ok": None,
+    }
+
+
 def test_form_and_text_bodies_are_parsed(api: httpx.Client) -> None:
     url = hook_url(api, hook_flow({"response": "sync"}))
 
