@@ -16,6 +16,7 @@ PostgreSQL (asyncpg) gets one ordinary pool for both.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -43,6 +45,9 @@ SQLITE_READERS = 4
 POSTGRES_POOL_SIZE = 10
 # Writers queue for the one SQLite writer connection; a long VACUUM must not make them fail.
 WRITER_WAIT_S = 600.0
+# How long the hot writes keep the writer connection between them, and at most in all.
+HOT_IDLE_S = 0.005
+HOT_HOLD_S = 0.05
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
@@ -170,6 +175,64 @@ def _in_transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Conn
     return result
 
 
+class _HotWriter:
+    """The SQLite writer connection, kept checked out of its pool for back-to-back writes.
+
+    It goes back to the pool once no write came for `HOT_IDLE_S`, or after `HOT_HOLD_S` of
+    use, so other writers (flow saves, pruning) wait at most that long for their turn.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._lock = asyncio.Lock()
+        self._held: tuple[AsyncConnection, Any] | None = None
+        self._since = self._last = 0.0
+        self._watch: asyncio.Task[None] | None = None
+
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            if self._held is None:
+                connection = await self._engine.connect()
+                try:
+                    raw = await connection.get_raw_connection()
+                except BaseException:
+                    await connection.close()
+                    raise
+                self._held = (connection, raw.driver_connection)
+                self._since = loop.time()
+                self._watch = loop.create_task(self._release_when_idle())
+            driver = self._held[1]
+            try:
+                result: T = await driver._execute(_in_transaction, driver._conn, work)
+            finally:
+                self._last = loop.time()
+                if self._last - self._since >= HOT_HOLD_S:
+                    await self._give_back()
+            return result
+
+    async def release(self) -> None:
+        """Give the connection back to its pool now (before the engine is disposed)."""
+        async with self._lock:
+            await self._give_back()
+
+    async def _release_when_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._held is not None:
+            await asyncio.sleep(HOT_IDLE_S)
+            if not self._lock.locked() and loop.time() - self._last >= HOT_IDLE_S:
+                async with self._lock:
+                    await self._give_back()
+
+    async def _give_back(self) -> None:
+        held, self._held = self._held, None
+        watch, self._watch = self._watch, None
+        if watch is not None and watch is not asyncio.current_task():
+            watch.cancel()
+        if held is not None:
+            await held[0].close()
+
+
 class DatabaseEngines:
     """What every repository shares: the reader and writer engines and their sessions."""
 
@@ -179,6 +242,7 @@ class DatabaseEngines:
         self.reader, self.writer = create_engines(url)
         self._read_sessions = async_sessionmaker(self.reader, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self.writer, expire_on_commit=False)
+        self._hot = _HotWriter(self.writer)
 
     def reading(self) -> AsyncSession:
         """A session for reads: `async with engines.reading() as session: …`."""
@@ -195,18 +259,18 @@ class DatabaseEngines:
         connection's own thread: one trip there and back for the whole transaction, where
         going through SQLAlchemy costs one per statement. Rolled back if `work` raises.
 
+        Checking the writer out of its pool costs twice the trip itself, so while these
+        writes come one after another the connection stays checked out (see `_HotWriter`).
+
         This reaches into aiosqlite (the thread that owns the sqlite3 connection), which
         has no public call for it; the hot writes (run creation, the recorder's batches)
         use it, everything else goes through SQLAlchemy.
         """
         assert self.dialect == "sqlite", "write_sqlite is for SQLite databases"
-        async with self.writer.connect() as connection:
-            raw = await connection.get_raw_connection()
-            driver: Any = raw.driver_connection
-            result: T = await driver._execute(_in_transaction, driver._conn, work)
-            return result
+        return await self._hot.write(work)
 
     async def dispose(self) -> None:
+        await self._hot.release()
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

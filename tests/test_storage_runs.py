@@ -306,3 +306,38 @@ def test_epoch_seconds_are_stored_as_the_datetime_they_name(epoch: float) -> Non
     assert encode_time_for_sqlite(epoch) == encode_time_for_sqlite(
         datetime.fromtimestamp(epoch, UTC)
     )
+
+
+async def test_other_writers_get_their_turn_while_runs_are_created_back_to_back(
+    tmp_path: Path,
+) -> None:
+    # On SQLite, run creation keeps the one writer connection between its commits; a flow
+    # save must still get through while creations go on, and the connection goes back after.
+    db = await Database.open(f"sqlite+aiosqlite:///{tmp_path / 'flowloom.db'}", data_dir=tmp_path)
+    created: list[str] = []
+    saved_after: list[int] = []
+
+    async def create_runs() -> None:
+        for n in range(3000):
+            if saved_after and len(created) > saved_after[0] + 20:
+                return  # creations went on after the save: nobody waited for the other
+            await new_run(db, f"run-{n}")
+            created.append(f"run-{n}")
+
+    async def save_a_flow() -> None:
+        while len(created) < 20:
+            await asyncio.sleep(0)
+        await db.flows.create({"schema": "flowloom/1", "name": "saved meanwhile", "nodes": []})
+        saved_after.append(len(created))
+
+    await asyncio.gather(create_runs(), save_a_flow())
+
+    assert saved_after and saved_after[0] < len(created) < 3000
+    assert (await db.flows.list())[0][0].name == "saved meanwhile"
+    pool = db._engines.writer.pool
+    for _ in range(200):  # given back once the writes stopped
+        if pool.checkedout() == 0:  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.01)
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    await db.close()
