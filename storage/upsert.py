@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.dml import Insert
 
 from storage.models import Base
@@ -18,7 +18,12 @@ def upsert(
 
     Given a list of parameter sets, it runs as one executemany: no round trip per row.
     """
-    statement = sqlite.insert(model) if dialect == "sqlite" else postgresql.insert(model)
+    if dialect == "sqlite":
+        statement = sqlite.insert(model)
+    else:  # imported here: loading the PostgreSQL dialect costs SQLite users start-up time
+        from sqlalchemy.dialects import postgresql
+
+        statement = postgresql.insert(model)
     columns = list(update)
     if not columns:
         return statement.on_conflict_do_nothing(index_elements=list(keys))
