@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.dml import Insert
 
 from storage.models import Base
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql
 
 
 def upsert(
@@ -18,6 +22,7 @@ def upsert(
 
     Given a list of parameter sets, it runs as one executemany: no round trip per row.
     """
+    statement: sqlite.Insert | postgresql.Insert
     if dialect == "sqlite":
         statement = sqlite.insert(model)
     else:  # imported here: loading the PostgreSQL dialect costs SQLite users start-up time
