@@ -236,21 +236,25 @@ def _check_config(analysis: Analysis, node: Node, node_type: NodeType) -> None:
             rendered, lambda path, _t: template_paths.append(path)
         )
     except ExpressionError as exc:
-        analysis.error(
-            "template",
-            f"the template {exc.reason}. Fix the {{{{ }}}} expression.",
-            node,
-            exc.field,
-        )
+        analysis.error("template", _sentence(f"the template {exc.reason}"), node, exc.field)
         analysis.templates[node.id] = None
         return
     for path, source in _expression_fields(model, node.config):
         if source in analysis.expressions:
             continue
+        if not source.strip():
+            analysis.error(
+                "expression",
+                "the expression is empty: write one, like input.score > 0.5.",
+                node,
+                path,
+            )
+            continue
         try:
             analysis.expressions[source] = compile_expression(source)
         except ExpressionError as exc:
-            analysis.error("expression", f"the expression {source!r} {exc.reason}.", node, path)
+            message = _sentence(f"the expression {source!r} {exc.reason}")
+            analysis.error("expression", message, node, path)
     try:
         config = model.model_validate(node.config)
     except ValidationError as exc:
@@ -302,6 +306,11 @@ def _loc_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return path
+
+
+def _sentence(text: str) -> str:
+    """`text` ending as a sentence does (a question keeps its question mark)."""
+    return text if text.endswith((".", "?", "!")) else f"{text}."
 
 
 def _expression_fields(

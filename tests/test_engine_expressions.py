@@ -69,6 +69,106 @@ def test_an_expression_that_does_not_parse_says_so() -> None:
         compile_expression("input.x >")
 
 
+def parse_error(source: str, *, expression: bool = False) -> str:
+    """The reason a template (or with `expression`, a bare expression) does not parse."""
+    with pytest.raises(ExpressionError) as caught:
+        if expression:
+            compile_expression(source)
+        else:
+            Template(source)
+    return caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("source", "explained"),
+    [
+        ("Hi {{ input.name ", "a '{{' is never closed: add '}}' after the expression"),
+        ("Hi {{ input.name }", "end an expression with two braces '}}'"),
+        ("{{ 'abc }}", "a quote (') is never closed: add the closing '"),
+        ("{{ input['a' }}", "a '[' is never closed: add the missing ']'"),
+        ("{{ input.a | default('x' }}", "a '(' is never closed: add the missing ')'"),
+        ("{{ input.a [1, 2) }}", "a '[' is closed with ')': close it with ']'"),
+        ("{{ input.a) }}", "a ')' closes nothing: remove it"),
+        (
+            "{{ input.a input.b }}",
+            "'input.a' and 'input.b' stand side by side with nothing between them: did you "
+            "mean input.a ~ input.b to join them as text",
+        ),
+        ("{{ input name }}", "did you mean input.name to read a field, input ~ name"),
+        ("{{ [1 2] }}", "'1' and '2' stand side by side: separate the items of a list"),
+        ("{{ input.a | uper }}", "there is no filter 'uper': did you mean 'upper'?"),
+        ("{{ input.a | lenght }}", "there is no filter 'lenght': did you mean 'length'?"),
+        ("{{ input.a | zzzz }}", "there is no filter 'zzzz'; some that exist: default, length"),
+        ("{{ input.a is nonsense }}", "there is no test 'nonsense'"),
+        ("{{ input.a + }}", "it stops right after '+', which needs a value after it"),
+        ("{{ }}", "there is nothing between '{{' and '}}'"),
+        ("{{ input. }}", "a '.' must be followed by a field name or a number"),
+        ("{{ input.a = 1 }}", "to compare two values, use '=='"),
+        ("{{ input.a === 1 }}", "compare with '==' or '!='"),
+        ("{{ input.a && input.b }}", "'&&' is not an operator here: use 'and'"),
+        ("{{ input.a || input.b }}", "'||' is not an operator here: use 'or'"),
+        ("{{ input.a ? 1 : 2 }}", "write A if CONDITION else B"),
+        ("{{ input.a $ }}", "the character $ cannot be used in an expression"),
+        ("{{ input.a | }}", "a '|' must be followed by a filter name"),
+        ("{{{ input.a }}", "'{{{' has one brace too many"),
+        ("{% if input.ok %}yes", "the {% if %} block is never closed: add {% endif %}"),
+        ("{% if input.ok %}yes{% endfor %}", "close that first with {% endif %}"),
+        ("{% iff input.ok %}yes{% endif %}", "there is no {% iff %} tag: did you mean {% if %}?"),
+        ("{% endif %}", "{% endif %} belongs to no open block"),
+        ("{% if %}yes{% endif %}", "the {% if %} tag needs an expression after 'if'"),
+        ("{% for x y %}{% endfor %}", "a for loop is written {% for item in items %}"),
+        ("{# a note", "a comment '{#' is never closed: add '#}'"),
+    ],
+)
+def test_a_template_that_does_not_parse_says_why_in_plain_words(
+    source: str, explained: str
+) -> None:
+    reason = parse_error(source)
+
+    assert reason.startswith("does not parse")
+    assert explained in reason
+    assert "details:" not in reason  # Jinja's own words only when nothing here explains it
+
+
+@pytest.mark.parametrize(
+    ("source", "explained"),
+    [
+        ("input.x >", "it stops right after '>', which needs a value after it"),
+        ("input.ok and", "it stops right after 'and'"),
+        ("input.a input.b", "did you mean input.a ~ input.b to join them as text"),
+        ("(input.a + 1", "a '(' is never closed: add the missing ')'"),
+        ("input.a }", "a '}' closes nothing: remove it"),
+        ("input.score = 1", "to compare two values, use '=='"),
+        ("{{ input.score > 0.5 }}", "write it without {{ }}, as input.score > 0.5"),
+        ("input.name | uper", "did you mean 'upper'?"),
+    ],
+)
+def test_an_expression_that_does_not_parse_says_why_in_plain_words(
+    source: str, explained: str
+) -> None:
+    assert explained in parse_error(source, expression=True)
+
+
+def test_a_syntax_error_says_where_it_is_when_that_is_known() -> None:
+    assert parse_error("Hello {{ input.name }}\nand {{ 'you }}").startswith(
+        "does not parse at line 2, column 8: a quote (') is never closed"
+    )
+    assert parse_error("Hi\n{{ input.a input.b }}").startswith("does not parse at line 2: ")
+    assert parse_error("input.a && input.b", expression=True).startswith(
+        "does not parse at column 9: "
+    )
+    assert parse_error("{{ input.a + }}").startswith("does not parse: ")  # one line: no line
+
+
+def test_a_syntax_error_without_a_plain_explanation_keeps_jinjas_words() -> None:
+    reason = parse_error("{{ f(x=1, 2) }}")
+
+    assert reason == (
+        "does not parse: something in it is not valid "
+        "(details: invalid syntax for function call expression)"
+    )
+
+
 def test_runtime_errors_name_the_field() -> None:
     template = compile_value({"values": {"n": "{{ input.x + 'a' }}"}})
 

@@ -59,6 +59,45 @@ def test_messages_name_the_step_by_name_and_id() -> None:
     assert (problem.node_id, problem.node_name) == ("c1", "Big?")
 
 
+def test_a_broken_template_is_explained_in_plain_words_naming_step_and_field() -> None:
+    document = chain(
+        manual(),
+        step("s", "data.set", {"values": {"who": "{{ input.first input.last }}"}}, name="Name"),
+    )
+
+    (problem,) = validate(document)
+
+    assert (problem.code, problem.field) == ("template", "values.who")
+    assert problem.message == (
+        "Step 'Name' (s), field 'values.who': the template does not parse: 'input.first' and "
+        "'input.last' stand side by side with nothing between them: did you mean "
+        "input.first ~ input.last to join them as text, or an operator such as +, == or and "
+        "between them?"
+    )
+
+
+def test_a_broken_condition_is_explained_in_plain_words() -> None:
+    document = chain(
+        manual(), step("c", "logic.condition", {"expression": "input.score >"}, name="High?")
+    )
+
+    (problem,) = validate(document)
+
+    assert problem.message == (
+        "Step 'High?' (c), field 'expression': the expression 'input.score >' does not parse: "
+        "it stops right after '>', which needs a value after it: finish it, or remove the '>'."
+    )
+
+
+def test_an_empty_condition_is_reported_as_empty() -> None:
+    document = chain(manual(), step("c", "logic.condition", {"expression": "  "}))
+
+    (problem,) = validate(document)
+
+    assert problem.field == "expression"
+    assert "the expression is empty: write one, like input.score > 0.5." in problem.message
+
+
 def test_duplicate_names_are_an_error_because_expressions_use_them() -> None:
     document = chain(
         manual(),
