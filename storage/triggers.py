@@ -6,10 +6,12 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from storage.engines import DatabaseEngines
-from storage.models import Schedule, WebhookToken, utc_now
+from storage.models import Run, Schedule, WebhookToken, utc_now
+from storage.records import RunRecord, StorageError
 from storage.upsert import upsert
 
 
@@ -88,24 +90,53 @@ class TriggerRepository:
             await session.execute(statement, values)
 
     async def claim_firing(
-        self, flow_id: str, node_id: str, *, due_at: datetime, next_run_at: datetime | None
+        self,
+        flow_id: str,
+        node_id: str,
+        *,
+        due_at: datetime,
+        next_run_at: datetime | None,
+        run: RunRecord | None = None,
     ) -> bool:
         """Record that the firing due at `due_at` happens, if nobody recorded it yet.
 
         True for exactly one caller, even with several processes scheduling: the one that
         should start the run. It moves `next_run_at` on and sets `last_fired_at = due_at`.
+        The winner's `run` (the firing's run, normally `queued`) is stored in the same
+        transaction, so a claimed firing always has its run, even if the process dies
+        before starting it. StorageError when the claim or the run cannot be stored;
+        nothing changed then, and the firing is still due.
         """
-        async with self._engines.writing() as session:
-            result = await session.execute(
-                update(Schedule)
-                .where(
-                    Schedule.flow_id == flow_id,
-                    Schedule.node_id == node_id,
-                    Schedule.next_run_at == due_at,
+        try:
+            async with self._engines.writing() as session:
+                result = await session.execute(
+                    update(Schedule)
+                    .where(
+                        Schedule.flow_id == flow_id,
+                        Schedule.node_id == node_id,
+                        Schedule.next_run_at == due_at,
+                    )
+                    .values(next_run_at=next_run_at, last_fired_at=due_at)
                 )
-                .values(next_run_at=next_run_at, last_fired_at=due_at)
-            )
-        return bool(getattr(result, "rowcount", 0))
+                won = bool(getattr(result, "rowcount", 0))
+                if won and run is not None:
+                    await session.execute(
+                        insert(Run).values(
+                            id=run.id,
+                            flow_id=flow_id,
+                            flow_version=run.flow_version,
+                            trigger=run.trigger,
+                            status=run.status,
+                            input=run.input,
+                            created_at=run.created_at,
+                        )
+                    )
+        except SQLAlchemyError as exc:  # rolled back: the firing is still due
+            raise StorageError(
+                f"Could not record the firing of schedule {node_id} of flow {flow_id} due at "
+                f"{due_at.isoformat()} ({getattr(exc, 'orig', None) or exc}); it is still due."
+            ) from exc
+        return won
 
     async def schedules(self, flow_id: str | None = None) -> list[dict[str, Any]]:
         """Stored schedules (of one flow, or all): dicts of flow_id, node_id, next_run_at,

@@ -14,6 +14,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,6 +44,18 @@ _COMPILED_CACHE_SIZE = 256
 PRUNE_EVERY_S = 3600.0
 #: The flow document key holding pinned step outputs, `{node_id: output}` (see `pinned_steps`).
 PINS_KEY = "x_pins"
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRun:
+    """A run ready to go: its flow compiled and its `queued` record, not stored yet.
+
+    Whoever stores `record` (in its own transaction, e.g. with a schedule's claim) then
+    starts it with `Runtime.launch`.
+    """
+
+    compiled: CompiledFlow
+    record: RunRecord
 
 
 class Runtime:
@@ -176,17 +189,56 @@ class Runtime:
         again (pinned outputs, or a re-run from a step). Raises InvalidFlowError when the flow
         cannot run; nothing is stored then.
         """
+        prepared = self.prepare(flow, input, trigger=trigger)
+        record = await self.db.runs.create(
+            run_id=prepared.record.id,
+            flow_id=flow.id,
+            flow_version=flow.version,
+            trigger=prepared.record.trigger,
+            input=input,
+        )
+        self.launch(PreparedRun(prepared.compiled, record), resume=resume)
+        return record
+
+    def prepare(self, flow: FlowRecord, input: Any, *, trigger: str | None = None) -> PreparedRun:
+        """A new run of the flow's current version, compiled, with its `queued` record (a new
+        id; the flow's default trigger unless `trigger` is given). Nothing is stored.
+
+        Raises InvalidFlowError when the flow cannot run.
+        """
         compiled = self.compile(flow)
         trigger_id = trigger or (compiled.default_trigger() if compiled.triggers else None)
-        record = await self.db.runs.create(
-            run_id=_new_run_id(),
+        record = RunRecord(
+            id=_new_run_id(),
             flow_id=flow.id,
             flow_version=flow.version,
             trigger=trigger_id,
+            status="queued",
             input=input,
+            output=None,
+            error=None,
+            created_at=datetime.now(UTC),
+            started_at=None,
+            finished_at=None,
         )
-        self._launch(compiled, record, input, trigger_id, resume=list(resume) if resume else None)
-        return record
+        return PreparedRun(compiled, record)
+
+    def launch(self, prepared: PreparedRun, *, resume: Sequence[StepRecord] | None = None) -> None:
+        """Start a prepared run in the background; its record must be stored already.
+
+        `resume` as for `submit` (and for a run resumed after a restart, its finished steps).
+        """
+        record = prepared.record
+        handle = self.engine.start(
+            prepared.compiled,
+            record.input,
+            run_id=record.id,
+            flow_id=record.flow_id,
+            trigger=record.trigger,
+            resume=list(resume) if resume is not None else None,
+        )
+        self._running[record.id] = handle
+        handle.task.add_done_callback(lambda _: self._running.pop(record.id, None))
 
     async def rerun_from(self, run_id: str, node_id: str) -> RunRecord:
         """Run a past run's flow again from step `node_id`: same input and trigger, the flow's
@@ -241,51 +293,19 @@ class Runtime:
     ) -> tuple[str, bool]:
         """Like `submit`, unless trigger `trigger` already started a run for `key` (an
         idempotency key) within `ttl_s`: (that run's id, False), else (the new run's id, True)."""
-        compiled = self.compile(flow)
+        prepared = self.prepare(flow, input, trigger=trigger)
         run_id, created = await self.db.runs.create_once(
             key=key,
             expires_at=datetime.now(UTC) + timedelta(seconds=ttl_s),
-            run_id=_new_run_id(),
+            run_id=prepared.record.id,
             flow_id=flow.id,
             node_id=trigger,
             flow_version=flow.version,
             input=input,
         )
         if created:
-            record = RunRecord(
-                id=run_id,
-                flow_id=flow.id,
-                flow_version=flow.version,
-                trigger=trigger,
-                status="queued",
-                input=input,
-                output=None,
-                error=None,
-                created_at=datetime.now(UTC),
-                started_at=None,
-                finished_at=None,
-            )
-            self._launch(compiled, record, input, trigger, resume=None)
+            self.launch(prepared)
         return run_id, created
-
-    def _launch(
-        self,
-        compiled: CompiledFlow,
-        record: RunRecord,
-        input: Any,
-        trigger: str | None,
-        resume: list[StepRecord] | None,
-    ) -> None:
-        handle = self.engine.start(
-            compiled,
-            input,
-            run_id=record.id,
-            flow_id=record.flow_id,
-            trigger=trigger,
-            resume=resume,
-        )
-        self._running[record.id] = handle
-        handle.task.add_done_callback(lambda _: self._running.pop(record.id, None))
 
     def readiness(self) -> dict[str, str]:
         """Checks of the runtime's own parts for `/readyz`: name → "ok" or what is wrong."""
@@ -379,7 +399,7 @@ class Runtime:
         except InvalidFlowError as exc:
             return f"FlowLoom stopped during this run, and its flow can no longer run: {exc}"
         await self.db.runs.delete_steps_after(run.id, -1)
-        self._launch(compiled, run, run.input, run.trigger, resume=finished)
+        self.launch(PreparedRun(compiled, run), resume=finished)
         return None
 
     async def _prune_periodically(self) -> None:

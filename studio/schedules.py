@@ -2,9 +2,12 @@
 
 Each listening schedule is one APScheduler job at its next fire time (a date trigger carrying
 that time); when it fires it claims the firing in the database (`db.triggers.claim_firing`,
-which moves `next_run_at` on), starts the run with `{"fired_at": <that time>}` and plans
-the next one. Only one claim of a firing wins, so even two FlowLoom processes on one
-database run it once.
+which moves `next_run_at` on and stores the firing's run, `queued`, in the same transaction),
+starts that run with `{"fired_at": <that time>}` and plans the next one. Only one claim of
+a firing wins, so even two FlowLoom processes on one database run it once; and a claimed
+firing always has its run, so a process killed before starting it leaves a queued run that
+the next start runs (`Runtime.recover`). A claim that fails (the database away) changes
+nothing and is tried again `CLAIM_RETRY_S` later.
 
 Across restarts: `next_run_at` is kept in the database. A firing that came due while
 FlowLoom was stopped runs once at start when it is at most `schedule_grace_s` late (several
@@ -29,11 +32,13 @@ from storage import FlowRecord, StorageError
 from studio.triggers import schedule_trigger
 
 if TYPE_CHECKING:
-    from studio.runtime import Runtime
+    from studio.runtime import PreparedRun, Runtime
 
 log = structlog.get_logger("flowloom.schedules")
 
 SCHEDULE_TYPE = "trigger.schedule"
+#: How long after a failed claim of a firing it is tried again.
+CLAIM_RETRY_S = 5.0
 
 
 class ScheduleService:
@@ -156,19 +161,18 @@ class ScheduleService:
         trigger = _trigger(config, flow.document, kept=kept, now=now)
         if kept is not None and kept <= now:  # came due while nobody was listening
             following = _next_after(trigger, now)
-            if await triggers.claim_firing(flow.id, node["id"], due_at=kept, next_run_at=following):
-                if now - kept <= self._grace:
-                    log.info(
-                        "running a missed schedule firing", flow_id=flow.id, node_id=node["id"]
-                    )
-                    await self._start_run(flow, node["id"], kept)
-                else:
-                    log.info(
-                        "skipped a schedule firing missed too long ago",
-                        flow_id=flow.id,
-                        node_id=node["id"],
-                        due_at=kept.isoformat(),
-                    )
+            try:
+                won = await self._claim(flow, node["id"], kept, following, now)
+            except StorageError as exc:
+                log.error(
+                    "could not claim a missed schedule firing; trying again soon",
+                    flow_id=flow.id,
+                    node_id=node["id"],
+                    error=str(exc),
+                )
+                self._add_job(flow, node["id"], trigger, kept, at=_retry_time(now))
+                return
+            if won:
                 kept = following
             else:  # another process claimed it: use what it stored
                 current = await triggers.schedules(flow.id)
@@ -180,14 +184,23 @@ class ScheduleService:
         if kept is not None:
             self._add_job(flow, node["id"], trigger, kept)
 
-    def _add_job(self, flow: FlowRecord, node_id: str, trigger: BaseTrigger, due: datetime) -> None:
+    def _add_job(
+        self,
+        flow: FlowRecord,
+        node_id: str,
+        trigger: BaseTrigger,
+        due: datetime,
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        """Plan the firing due at `due`, to happen then (or at `at`, to try it again)."""
         if self._scheduler is None:
             return
         key = (flow.id, node_id)
         self._plans[key] = (flow, trigger, due)
         self._scheduler.add_job(
             self._fire,
-            DateTrigger(run_date=due, timezone=UTC),
+            DateTrigger(run_date=at or due, timezone=UTC),
             args=(flow.id, node_id, due),
             id=_job_id(key),
             replace_existing=True,
@@ -203,47 +216,85 @@ class ScheduleService:
     # -- firing -------------------------------------------------------------------------------
 
     async def _fire(self, flow_id: str, node_id: str, due: datetime) -> None:
-        plan = self._plans.get((flow_id, node_id))
+        key = (flow_id, node_id)
+        plan = self._plans.get(key)
         if plan is None or plan[2] != due:  # deactivated or replanned meanwhile
             return
         flow, trigger, _ = plan
         now = datetime.now(UTC)
         following = _next_after(trigger, max(now, due))
         try:
-            won = await self._runtime.db.triggers.claim_firing(
-                flow_id, node_id, due_at=due, next_run_at=following
-            )
+            won = await self._claim(flow, node_id, due, following, now)
         except StorageError as exc:
-            log.error("could not claim a schedule firing", flow_id=flow_id, error=str(exc))
-            won = False
-        if self._plans.get((flow_id, node_id), (None, None, None))[2] != due:
+            log.error(
+                "could not claim a schedule firing; trying again soon",
+                flow_id=flow_id,
+                node_id=node_id,
+                error=str(exc),
+            )
+            if self._planned(key) == due:
+                self._add_job(flow, node_id, trigger, due, at=_retry_time(now))
+            return
+        if self._planned(key) != due:
             return  # deactivated or replanned while claiming
-        if won:
-            if now - due <= self._grace:
-                await self._start_run(flow, node_id, due)
-            else:
-                log.warning("skipped a schedule firing that came too late", flow_id=flow_id)
-        else:  # another process fired it (or replanned it): follow what the database holds
+        if not won:  # another process fired it (or replanned it): follow what the database holds
             stored = await self._runtime.db.triggers.schedules(flow_id)
             kept = next((s["next_run_at"] for s in stored if s["node_id"] == node_id), None)
             if kept is not None and kept > now:
                 following = kept
-        if (
-            following is not None
-            and self._plans.get((flow_id, node_id), (None, None, None))[2] == due
-        ):
+        if following is not None and self._planned(key) == due:
             self._add_job(flow, node_id, trigger, following)
 
-    async def _start_run(self, flow: FlowRecord, node_id: str, due: datetime) -> None:
-        try:
-            record = await self._runtime.submit(
-                flow, {"fired_at": due.astimezone(UTC).isoformat()}, trigger=node_id
+    def _planned(self, key: tuple[str, str]) -> datetime | None:
+        """The firing the schedule `key` waits for now; None if it is not planned."""
+        plan = self._plans.get(key)
+        return plan[2] if plan is not None else None
+
+    async def _claim(
+        self,
+        flow: FlowRecord,
+        node_id: str,
+        due: datetime,
+        following: datetime | None,
+        now: datetime,
+    ) -> bool:
+        """Claim the firing due at `due` (the schedule's next one becomes `following`) and
+        start its run; True when this process won the firing.
+
+        The run is stored with the claim (one transaction), so a won firing always runs, at
+        the latest at the next start. A firing more than the grace period late, or of a flow
+        that cannot run, is claimed without a run (skipped). StorageError when the claim
+        could not be recorded: nothing changed, the firing is still due.
+        """
+        prepared: PreparedRun | None = None
+        if now - due <= self._grace:
+            try:
+                prepared = self._runtime.prepare(
+                    flow, {"fired_at": due.astimezone(UTC).isoformat()}, trigger=node_id
+                )
+            except InvalidFlowError as exc:
+                log.error("a schedule could not start its run", flow_id=flow.id, error=str(exc))
+        won = await self._runtime.db.triggers.claim_firing(
+            flow.id,
+            node_id,
+            due_at=due,
+            next_run_at=following,
+            run=prepared.record if prepared is not None else None,
+        )
+        if not won:
+            return False
+        if prepared is not None:
+            self._runtime.launch(prepared)
+            self._runtime.metrics.schedule_fired(flow.id)
+            log.info("schedule fired", flow_id=flow.id, node_id=node_id, run_id=prepared.record.id)
+        elif now - due > self._grace:
+            log.warning(
+                "skipped a schedule firing that came too late",
+                flow_id=flow.id,
+                node_id=node_id,
+                due_at=due.isoformat(),
             )
-        except (InvalidFlowError, StorageError) as exc:
-            log.error("a schedule could not start its run", flow_id=flow.id, error=str(exc))
-            return
-        self._runtime.metrics.schedule_fired(flow.id)
-        log.info("schedule fired", flow_id=flow.id, node_id=node_id, run_id=record.id)
+        return True
 
 
 def _trigger(
@@ -273,6 +324,10 @@ def _fits(trigger: BaseTrigger, moment: datetime) -> bool:
         return True
     fire = trigger.get_next_fire_time(None, moment)
     return fire is not None and fire.astimezone(UTC) == moment
+
+
+def _retry_time(now: datetime) -> datetime:
+    return now + timedelta(seconds=CLAIM_RETRY_S)
 
 
 def _job_id(key: tuple[str, str]) -> str:

@@ -1,5 +1,7 @@
 """Schedule triggers: they fire with `fired_at`, stop at once when deactivated, survive a
-restart, and run a missed firing once (never twice, even with two schedulers) or skip it."""
+restart, and run a missed firing once (never twice, even with two schedulers) or skip it.
+A claimed firing is never lost: its run is stored with the claim, and runs at the latest at
+the next start."""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ import httpx
 import pytest
 
 from engine.settings import Settings
-from storage import Database, FlowRecord
-from studio.runtime import Runtime
+from storage import Database, FlowRecord, NotFound, RunRecord, StorageError
+from storage.triggers import TriggerRepository
+from studio import schedules
+from studio.runtime import PreparedRun, Runtime
 from tests.documents import flow, step
 from tests.flowloom_inprocess import FlowLoomInProcess, activate, create_flow
 
@@ -201,6 +205,136 @@ async def test_a_firing_missed_beyond_grace_is_skipped(tmp_path: Path) -> None:
 
     assert runs == []
     assert planned["next_run_at"] > datetime.now(UTC)
+
+
+def queued_run(flow_id: str, fired_at: datetime) -> RunRecord:
+    """The record of a schedule firing's run as the runtime prepares it (not stored)."""
+    return RunRecord(
+        id=f"run-{fired_at.timestamp():.0f}-{flow_id[:8]}",
+        flow_id=flow_id,
+        flow_version=1,
+        trigger="tick",
+        status="queued",
+        input={"fired_at": fired_at.isoformat()},
+        output=None,
+        error=None,
+        created_at=datetime.now(UTC),
+        started_at=None,
+        finished_at=None,
+    )
+
+
+T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+
+async def test_the_winning_claim_stores_the_firing_run_with_it(db: Database) -> None:
+    created = await db.flows.create(schedule_flow({"cron": "0 12 * * *"}))
+    await db.triggers.save_schedule(created.id, "tick", next_run_at=T0)
+    run = queued_run(created.id, T0)
+    rival = queued_run(created.id, T0 + timedelta(seconds=1))
+
+    won = await db.triggers.claim_firing(
+        created.id, "tick", due_at=T0, next_run_at=T0 + timedelta(days=1), run=run
+    )
+    lost = await db.triggers.claim_firing(
+        created.id, "tick", due_at=T0, next_run_at=T0 + timedelta(days=1), run=rival
+    )
+
+    assert (won, lost) == (True, False)
+    stored = await db.runs.get(run.id)
+    assert (stored.status, stored.trigger, stored.flow_version) == ("queued", "tick", 1)
+    assert stored.input == {"fired_at": T0.isoformat()}
+    with pytest.raises(NotFound):
+        await db.runs.get(rival.id)  # the losing claim stored nothing
+
+
+async def test_a_firing_whose_run_cannot_be_stored_stays_due(db: Database) -> None:
+    created = await db.flows.create(schedule_flow({"cron": "0 12 * * *"}))
+    await db.triggers.save_schedule(created.id, "tick", next_run_at=T0)
+    run = queued_run(created.id, T0)
+    await db.runs.create(
+        run_id=run.id, flow_id=created.id, flow_version=1, trigger="tick", input=None
+    )  # the id is taken, so inserting the firing's run fails
+
+    with pytest.raises(StorageError, match="still due"):
+        await db.triggers.claim_firing(
+            created.id, "tick", due_at=T0, next_run_at=T0 + timedelta(days=1), run=run
+        )
+
+    [schedule] = await db.triggers.schedules(created.id)
+    assert (schedule["next_run_at"], schedule["last_fired_at"]) == (T0, None)  # rolled back
+    other = queued_run(created.id, T0 + timedelta(seconds=1))
+    assert await db.triggers.claim_firing(
+        created.id, "tick", due_at=T0, next_run_at=T0 + timedelta(days=1), run=other
+    )
+    assert (await db.runs.get(other.id)).status == "queued"
+
+
+async def test_a_firing_claimed_by_a_process_killed_before_its_run_started_runs_at_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow_id, due = await missed_firing(tmp_path, timedelta(seconds=20))
+    dying = Runtime(settings(tmp_path, schedule_grace_s=60))
+    # As if killed right after the claim committed: its run is never launched here.
+    never_launched: list[PreparedRun] = []
+    monkeypatch.setattr(dying, "launch", lambda prepared, **_: never_launched.append(prepared))
+    await dying.start()
+    try:
+        left, _ = await dying.db.runs.list(flow_id=flow_id)
+        [schedule] = await dying.db.triggers.schedules(flow_id)
+    finally:
+        await dying.stop()
+
+    again = Runtime(settings(tmp_path, schedule_grace_s=60))
+    await again.start()
+    try:
+        [run] = left
+        await again.wait(run.id, timeout_s=30)
+        await again.flushed()
+        finished = await again.db.runs.get(run.id)
+        runs = await fired(again, flow_id)
+    finally:
+        await again.stop()
+
+    assert [prepared.record.id for prepared in never_launched] == [run.id]
+    assert (run.status, run.input) == ("queued", {"fired_at": due.isoformat()})
+    assert schedule["last_fired_at"] == due  # claimed in the same commit
+    assert finished.status == "succeeded"
+    assert [step.node_id for step in finished.steps] == ["tick", "mark"]
+    assert runs == [due.isoformat()]  # once: the restart did not fire it again
+
+
+async def test_a_claim_that_fails_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow_id, due = await missed_firing(tmp_path, timedelta(seconds=20))
+    claim = TriggerRepository.claim_firing
+    failures: list[datetime] = []
+
+    async def flaky(repository: TriggerRepository, *args: Any, **kwargs: Any) -> bool:
+        if not failures:  # the database is away for the first claim
+            failures.append(kwargs["due_at"])
+            raise StorageError("The database is away.")
+        return await claim(repository, *args, **kwargs)
+
+    monkeypatch.setattr(TriggerRepository, "claim_firing", flaky)
+    monkeypatch.setattr(schedules, "CLAIM_RETRY_S", 0.05)
+    runtime = Runtime(settings(tmp_path, schedule_grace_s=60))
+    await runtime.start()
+    try:
+        for _ in range(200):  # until the retry has run it (bounded, not timed)
+            runs = await fired(runtime, flow_id)
+            if runs:
+                break
+            await asyncio.sleep(0.05)
+        [schedule] = await runtime.db.triggers.schedules(flow_id)
+    finally:
+        await runtime.stop()
+
+    assert failures == [due]
+    assert runs == [due.isoformat()]
+    assert schedule["last_fired_at"] == due
+    assert schedule["next_run_at"] > datetime.now(UTC)
 
 
 def test_next_fire_times_come_through_the_api(tmp_path: Path) -> None:
