@@ -35,6 +35,7 @@ log = structlog.get_logger("flowloom.recorder")
 
 #: Rows kept for a retry while the database is away; beyond that the oldest are dropped.
 MAX_BACKLOG = 200_000
+_STEP_EVENTS = (StepStarted, StepFinished, StepFailed, StepCancelled, StepSkipped)
 
 
 class RunStore(Protocol):
@@ -68,6 +69,9 @@ class RunRecorder:
         self._backlog_runs: list[dict[str, Any]] = []
         self._backlog_steps: list[dict[str, Any]] = []
         self._wakeup = asyncio.Event()
+        #: The engine calls this listener only for these kinds (log lines and tokens are kept
+        #: on the step itself, and written with it).
+        self.event_kinds: tuple[type, ...] = (*_STEP_EVENTS, RunStarted, RunFinished)
         self._flushed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._generation = 0
@@ -75,7 +79,7 @@ class RunRecorder:
     # -- the listener -------------------------------------------------------------------------
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, StepStarted | StepFinished | StepFailed | StepCancelled | StepSkipped):
+        if isinstance(event, _STEP_EVENTS):
             self._step(event.run_id, event.step)
         elif isinstance(event, RunStarted):
             self._run(event.run_id, status="running", started_at=event.at)
@@ -89,7 +93,7 @@ class RunRecorder:
             )
             self._finished.append(event.run_id)
         else:
-            return  # log lines and tokens are kept on the step itself
+            return
         self._wakeup.set()
 
     def _run(self, run_id: str, **fields: Any) -> None:

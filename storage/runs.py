@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -43,6 +44,7 @@ KEYS = cast(Table, IdempotencyKey.__table__)
 RUN_UPDATE_FIELDS = frozenset({"status", "output", "error", "started_at", "finished_at"})
 #: On SQLite, the runs whose rows `record` writes in one transaction.
 RECORD_CHUNK_RUNS = 64
+_RUN_UPDATE_KEYS = RUN_UPDATE_FIELDS | {"id"}
 _TIMES = ("started_at", "finished_at")
 #: Every column of a step row but its key, with the value used when a step dict lacks it.
 STEP_DEFAULTS: dict[str, Any] = {
@@ -225,7 +227,7 @@ class RunRepository:
         run_batches = self._run_batches(runs)
         step_rows = self._step_rows(steps)
         updated = {run["id"] for run in runs}
-        now = utc_now()
+        now = time.time()
         placeholders = [
             {"id": run_id, "status": _PLACEHOLDER_STATUS, "created_at": now}
             for run_id in dict.fromkeys(row["run_id"] for row in step_rows)
@@ -360,14 +362,14 @@ class RunRepository:
         # Updates of one run are merged; runs changing the same fields share one statement.
         merged: dict[str, dict[str, Any]] = {}
         for run in runs:
-            unknown = run.keys() - RUN_UPDATE_FIELDS - {"id"}
-            if unknown:
+            if not run.keys() <= _RUN_UPDATE_KEYS:
+                unknown = run.keys() - _RUN_UPDATE_KEYS
                 raise ValueError(f"a run update cannot change {sorted(unknown)}")
             if "status" in run:
                 _check_status(run["status"])
             merged.setdefault(run["id"], {"id": run["id"]}).update(run)
         batches: dict[tuple[str, ...], builtins.list[dict[str, Any]]] = {}
-        now = utc_now()
+        now = time.time()  # epoch seconds: the quickest time to encode
         for row in merged.values():
             for name in _TIMES:
                 if name in row:

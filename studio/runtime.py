@@ -282,7 +282,10 @@ class Runtime:
         return stop
 
     def _notify_watchers(self, event: Event) -> None:
-        for listener in list(self._watchers.get(event.run_id, ())):
+        listeners = self._watchers.get(event.run_id)
+        if listeners is None:  # most runs have nobody watching
+            return
+        for listener in list(listeners):
             try:
                 listener(event)
             except Exception:  # a broken watcher must not break the run or the others
