@@ -79,6 +79,9 @@ class RunFinished:
     flow_id: str | None = None
     #: Every step of the run (already sent one by one as step events; left out of JSON).
     steps: Sequence[StepRecord] = field(default=(), repr=False, metadata={"json": False})
+    #: The steps of `steps` that recorded model usage (tokens or cost), so a listener that sums
+    #: usage need not look at every step (left out of JSON).
+    usage_steps: Sequence[StepRecord] = field(default=(), repr=False, metadata={"json": False})
 
 
 @dataclass(frozen=True, slots=True)

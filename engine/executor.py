@@ -181,6 +181,7 @@ class _Run:
         "run_id",
         "started_at",
         "steps",
+        "usage_steps",
     )
 
     def __init__(
@@ -202,6 +203,8 @@ class _Run:
         self.listener = listener
         self.depth = depth
         self.steps: list[StepRecord] = []
+        #: The steps that recorded model usage (made on the first one).
+        self.usage_steps: list[StepRecord] | None = None
         self.outputs: dict[str, Any] = {}
         self.response: dict[str, Any] | None = None
         self.cancel_requested = False
@@ -218,6 +221,13 @@ class _Run:
     def emit(self, event: Event) -> None:
         if self.listener is not None:
             self.listener(event)
+
+    def note_usage(self, record: StepRecord) -> None:
+        """Note a step that recorded model usage (once per step)."""
+        if self.usage_steps is None:
+            self.usage_steps = [record]
+        elif all(used is not record for used in self.usage_steps):
+            self.usage_steps.append(record)
 
 
 Ready = list[tuple[CompiledNode, Any, dict[str, Any]]]
@@ -492,6 +502,8 @@ class _RegionRun:
         """A step finished before the run was interrupted: hand on its recorded output again."""
         run = self.run
         run.steps.append(done)
+        if done.input_tokens or done.output_tokens or done.cost_usd:
+            run.note_usage(done)
         if run.listener is not None:
             run.emit(StepStarted(run.run_id, done))
             run.emit(StepFinished(run.run_id, done))
@@ -770,6 +782,7 @@ class _StepContext:
         record.cost_usd += cost_usd
         if model is not None:
             record.model = model
+        self._region.run.note_usage(record)
 
     def respond(self, status: int, body: Any, headers: Mapping[str, str]) -> None:
         self._region.run.response = {"status": status, "body": body, "headers": dict(headers)}
@@ -1129,6 +1142,7 @@ class Engine:
                     finished - run.started_at,
                     run.flow_id,
                     run.steps,
+                    run.usage_steps or (),
                 )
             )
         return result
@@ -1160,7 +1174,7 @@ class _Dispatch:
 
     A listener may say which kinds it wants with an `event_kinds` attribute (a tuple of event
     classes); it is then not called for the others, which keeps the hot path short (the
-    metrics listener wants only runs and finished steps). A listener that raises is logged
+    metrics listener wants only finished runs). A listener that raises is logged
     and skipped: it never breaks a run.
     """
 

@@ -83,17 +83,22 @@ class Crash(NodeType):
 
 
 class Chatty(NodeType):
-    """Streams tokens, logs a line and records usage, as a model step would."""
+    """Streams tokens, logs a line and records usage, as a model step would (once per model
+    call: `calls` times)."""
 
     type = "probe.chatty"
     title = "Chatty"
     category = "Probe"
 
-    async def run(self, ctx: StepContext, config: NodeConfig) -> Any:
+    class Config(NodeConfig):
+        calls: int = 1
+
+    async def run(self, ctx: StepContext, config: Config) -> Any:
         ctx.log("thinking", detail=1)
         for token in ("Hel", "lo"):
             ctx.stream_token(token)
-        ctx.record_usage(input_tokens=3, output_tokens=2, cost_usd=0.5, model="probe-1")
+        for _ in range(config.calls):
+            ctx.record_usage(input_tokens=3, output_tokens=2, cost_usd=0.5, model="probe-1")
         return {"text": "Hello"}
 
 

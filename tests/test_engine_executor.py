@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine import Engine, EventStream, RunResult, event_to_dict, run_flow
+from engine import Engine, Event, EventStream, RunFinished, RunResult, event_to_dict, run_flow
 from engine.executor import _backoff
 from tests.documents import chain, flow, manual, step
 from tests.probe_nodes import JOURNAL, probe_engine
@@ -670,6 +670,48 @@ async def test_events_tell_the_whole_run_in_order(engine: Engine) -> None:
         "probe-1",
     )
     assert talk.logs[0]["message"] == "thinking"
+
+
+async def test_run_finished_names_each_step_that_recorded_model_usage_once(
+    engine: Engine,
+) -> None:
+    document = chain(
+        manual(),
+        step("talk", "probe.chatty", {"calls": 3}),
+        record("quiet"),
+        step("again", "probe.chatty"),
+    )
+    seen: list[Event] = []
+
+    result = await engine.run(document, on_event=seen.append)
+
+    finished = seen[-1]
+    assert isinstance(finished, RunFinished)
+    assert [used.node_id for used in finished.usage_steps] == ["talk", "again"]
+    assert finished.usage_steps[0] is result.step("talk")
+    assert result.step("talk").input_tokens == 9
+    assert "usage_steps" not in event_to_dict(finished)
+
+
+async def test_a_resumed_run_names_its_restored_steps_that_recorded_model_usage(
+    engine: Engine,
+) -> None:
+    document = chain(
+        manual(),
+        step("talk", "probe.chatty"),
+        step("f", "probe.flaky", {"key": "resume-usage", "failures": 1}),
+    )
+    first = await engine.run(document)
+    assert first.status == "failed"
+    seen: list[Event] = []
+
+    again = await engine.run(document, resume=first.steps, on_event=seen.append)
+
+    finished = seen[-1]
+    assert again.status == "succeeded"
+    assert isinstance(finished, RunFinished)
+    assert [used.node_id for used in finished.usage_steps] == ["talk"]
+    assert finished.usage_steps[0] is first.step("talk")  # the restored record
 
 
 async def test_retries_and_failures_are_events_too(engine: Engine) -> None:
