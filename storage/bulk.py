@@ -24,14 +24,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 
-from storage.jsontext import dumps
+from storage.jsontext import JSONText, dumps
 from storage.models import UTCDateTime
 
 Item = TypeVar("Item")
-
-
-class JSONText(str):
-    """A value already serialized to JSON text; written as it is."""
 
 
 def encode_json(value: Any) -> str | None:

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool
 
-from storage.jsontext import dumps
+from storage.jsontext import JSONText, dumps
 from storage.records import StorageError
 
 T = TypeVar("T")
@@ -92,6 +92,21 @@ def sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
+def _adapt_quickly() -> None:
+    """Let the sqlite3 module bind None and JSON text without its adaptation protocol.
+
+    sqlite3 binds exact ints, floats and strs directly; anything else, None included, goes
+    through `__adapt__`/`__conform__` lookups that raise and swallow two AttributeErrors per
+    value, about a twentieth of a stored run's CPU. A registered adapter is found first.
+    """
+    sqlite3.register_adapter(type(None), _none)
+    sqlite3.register_adapter(JSONText, str)
+
+
+def _none(value: None) -> None:
+    return value
+
+
 def create_engines(url: URL) -> tuple[AsyncEngine, AsyncEngine]:
     """(reader, writer) engines for `url`; the same engine twice on PostgreSQL."""
     if url.get_backend_name() == "postgresql":
@@ -103,6 +118,7 @@ def create_engines(url: URL) -> tuple[AsyncEngine, AsyncEngine]:
         )
         return engine, engine
 
+    _adapt_quickly()
     writer = create_async_engine(
         url,
         json_serializer=dumps,

@@ -21,6 +21,10 @@ from typing import Any
 import orjson
 
 
+class JSONText(str):
+    """A value already serialized to JSON text; written as it is."""
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text for `value`, UTF-8 text as is (see the module docstring)."""
     try:
@@ -28,7 +32,8 @@ def dumps(value: Any) -> str:
     except TypeError:  # orjson.JSONEncodeError: non-text keys, surrogates, huge integers
         return _careful(value)
     # orjson writes NaN and infinities as null; only then may a null in the text be one.
-    if b"null" in data:
+    # (find, not `in`: `bytes in bytes` first tries the operand as an integer, and fails.)
+    if data.find(b"null") != -1:
         try:
             return json.dumps(
                 value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_fallback

@@ -20,9 +20,8 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.bulk import JSONText
 from storage.engines import DatabaseEngines, sqlite_file
-from storage.jsontext import dumps
+from storage.jsontext import JSONText, dumps
 from storage.models import Delivery, Flow, IdempotencyKey, Run, Step, utc_now
 
 PREVIEW_BYTES = 1024

@@ -22,8 +22,9 @@ from sqlalchemy import ColumnElement, Table, delete, func, insert, select, updat
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from storage.bulk import BulkWrite, GroupCommit, JSONText
+from storage.bulk import BulkWrite, GroupCommit
 from storage.engines import DatabaseEngines
+from storage.jsontext import JSONText
 from storage.models import IdempotencyKey, Run, Step, utc_now
 from storage.records import (
     RUN_STATUSES,
