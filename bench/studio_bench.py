@@ -2,7 +2,9 @@
 
     .venv/bin/python bench/studio_bench.py [--show 300] [--drag 500] [--runs 5]
 
-- time to show a flow: from navigation to every node drawn (in the DOM, measured and visible),
+- time to show a flow: from navigation to the flow as a person sees it: every node drawn (in
+  the DOM, measured and visible), every connection drawn, and the view at rest (fitted, no
+  longer moving: the same transform two frames in a row; the time is that of the first),
   read off the page's own clock (`performance.now()` counts from navigation start); cold is a
   fresh browser context (empty cache), warm a reload; a 1-node flow shows what the page costs
   before the canvas draws anything;
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import statistics
 import sys
 import tempfile
@@ -41,11 +44,20 @@ KINDS = [
     ("data.template", {"template": "Item {{ input.n }}"}),
 ]
 
-ALL_DRAWN = """(count) => {
+ALL_DRAWN = """([nodeCount, edgeCount]) => {
+  const seen = (window.__benchShown ||= { transform: null, at: 0 })
+  const notYet = () => { seen.transform = null; return false }
   const nodes = document.querySelectorAll('.vue-flow__node')
-  if (nodes.length !== count) return false
-  for (const node of nodes) if (node.style.visibility === 'hidden' || !node.offsetWidth) return false
-  return performance.now()
+  if (nodes.length !== nodeCount) return notYet()
+  for (const node of nodes) if (node.style.visibility === 'hidden' || !node.offsetWidth) return notYet()
+  const paths = document.querySelectorAll('.vue-flow__edge path.vue-flow__edge-path')
+  if (paths.length !== edgeCount) return notYet()
+  for (const path of paths) if (!/^M[\\d.-]+,[\\d.-]+/.test(path.getAttribute('d') || '')) return notYet()
+  const transform = document.querySelector('.vue-flow__transformationpane').style.transform
+  if (transform === seen.transform) return seen.at
+  seen.transform = transform
+  seen.at = performance.now()
+  return false
 }"""
 
 SCALE = """() => {
@@ -103,7 +115,9 @@ def big_flow(count: int) -> dict[str, Any]:
 
 
 def time_to_show(browser: Any, server: CanvasServer, count: int, runs: int) -> dict[str, Any]:
-    server.put_document("show", big_flow(count))
+    flow = big_flow(count)
+    server.put_document("show", flow)
+    drawn = [count, len(flow["edges"])]
     cold: list[float] = []
     warm: list[float] = []
     weight: dict[str, int] = {}
@@ -121,22 +135,23 @@ def time_to_show(browser: Any, server: CanvasServer, count: int, runs: int) -> d
 
         page.on("requestfinished", count_bytes)
         page.goto(server.page_url("show"))
-        cold.append(page.wait_for_function(ALL_DRAWN, arg=count, polling="raf").json_value())
+        cold.append(page.wait_for_function(ALL_DRAWN, arg=drawn, polling="raf").json_value())
         page.wait_for_load_state("networkidle")
         if run == 0:
             weight = dict(sizes)
         page.reload()
-        warm.append(page.wait_for_function(ALL_DRAWN, arg=count, polling="raf").json_value())
+        warm.append(page.wait_for_function(ALL_DRAWN, arg=drawn, polling="raf").json_value())
         context.close()
     return {"cold": cold, "warm": warm, "weight": weight}
 
 
 def drag_smoothness(browser: Any, server: CanvasServer, count: int, fit: bool) -> dict[str, float]:
-    server.put_document("drag", big_flow(count))
+    flow = big_flow(count)
+    server.put_document("drag", flow)
     context = browser.new_context(viewport={"width": 1400, "height": 820})
     page = context.new_page()
     page.goto(server.page_url("drag"))
-    page.wait_for_function(ALL_DRAWN, arg=count, polling="raf")
+    page.wait_for_function(ALL_DRAWN, arg=[count, len(flow["edges"])], polling="raf")
     page.wait_for_timeout(400)
     if not fit:  # zoom in, around the middle of the view, to 100 %
         page.mouse.move(900, 420)
@@ -184,6 +199,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="times to show the flow")
     options = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as folder:
         server = CanvasServer(Path(folder) / "server.log").start()
         try:
@@ -197,7 +213,9 @@ def main() -> None:
         finally:
             server.stop()
 
-    print(f"Show a flow (navigation → all nodes drawn, {options.runs} runs each):")
+    # other work on the machine slows every figure: compare runs made under a similar load
+    print(f"Load average (1 min): {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
+    print(f"Show a flow (navigation → all drawn, view at rest; {options.runs} runs each):")
     for flow, figures in ((f"{options.show} nodes", shown), ("1 node", baseline)):
         for label in ("cold", "warm"):
             times = figures[label]

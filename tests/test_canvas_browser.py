@@ -290,6 +290,134 @@ def test_auto_layout_places_steps_left_to_right(page: Any, server: CanvasServer)
     assert y["start"] == y["middle"] == y["end"]
 
 
+# -- the view: drawing a flow, the minimap --------------------------------------------------
+
+
+def edge_paths(page: Any, canvas: str = "main") -> Any:
+    return page.locator(f"[data-canvas='{canvas}'] .vue-flow__edge path.vue-flow__edge-path")
+
+
+def view_transform(page: Any, canvas: str = "main") -> str:
+    pane = page.locator(f"[data-canvas='{canvas}'] .vue-flow__transformationpane")
+    transform: str = pane.evaluate("(pane) => pane.style.transform")
+    return transform
+
+
+def test_a_flow_is_drawn_whole_in_view_with_arrows_on_its_connections(
+    page: Any, server: CanvasServer
+) -> None:
+    show(page, server, main=chain("start", "middle", "end"))
+    edge_paths(page).nth(1).wait_for(state="attached")
+    assert edge_paths(page).count() == 2
+    # every connection ends in an arrow the page defines
+    assert edge_paths(page).evaluate_all(
+        "(paths) => paths.every((path) => {"
+        "  const id = /url\\('#(.+)'\\)/.exec(path.getAttribute('marker-end'))?.[1];"
+        "  return Boolean(id) && document.getElementById(id) !== null })"
+    )
+    pane = page.locator("[data-canvas='main'] .vue-flow").bounding_box()
+    for node_id in ("start", "middle", "end"):
+        box = node(page, node_id).bounding_box()
+        assert pane["x"] <= box["x"] and box["x"] + box["width"] <= pane["x"] + pane["width"]
+        assert pane["y"] <= box["y"] and box["y"] + box["height"] <= pane["y"] + pane["height"]
+
+
+def test_the_page_fetches_the_canvas_bundle_with_its_own_scripts(
+    page: Any, server: CanvasServer
+) -> None:
+    show(page, server, a=chain("start"), b=chain("end"))
+    bundle = page.evaluate(
+        "() => new URL(JSON.parse(document.querySelector('script[type=importmap]').textContent)"
+        ".imports['flowloom-canvas'], location.href).href"
+    )
+    preloaded = page.locator("link[rel=modulepreload]").evaluate_all(
+        "(links) => links.map((link) => link.href)"
+    )
+    assert preloaded.count(bundle) == 1  # once, for both canvases
+
+
+def test_set_document_draws_the_new_flow_and_starts_a_new_history(
+    page: Any, server: CanvasServer
+) -> None:
+    show(page, server, main=chain("start", "middle", "end"))
+    other = chain("first", "second")
+    server.call("main", "set_document", other)
+    node(page, "second").wait_for()
+    page.wait_for_function(
+        "() => document.querySelectorAll(`[data-canvas='main'] .vue-flow__node`).length === 2"
+    )
+    assert edge_paths(page).count() == 1
+
+    # the same steps again, connected otherwise: drawn though they were measured before
+    other["edges"] = []
+    server.call("main", "set_document", other)
+    page.wait_for_function(
+        "() => document.querySelectorAll(`[data-canvas='main'] .vue-flow__edge`).length === 0"
+    )
+    other["edges"] = [{"source": "second", "target": "first"}]
+    server.call("main", "set_document", other)
+    page.locator("[data-canvas='main'] .vue-flow__edge[data-id='second:out->first:in']").wait_for()
+    assert edge_paths(page).count() == 1
+
+    assert page.locator("[data-testid=canvas-undo]").is_disabled()
+    page.wait_for_timeout(300)
+    assert not server.events("change")
+
+
+def test_the_minimap_draws_the_steps_and_pans_and_zooms_the_view(
+    page: Any, server: CanvasServer
+) -> None:
+    show(page, server, main=chain("start", "middle", "end"))
+    minimap = page.locator("[data-canvas='main'] .vue-flow__minimap svg")
+    minimap.locator(".vue-flow__minimap-node").wait_for()
+    drawn = minimap.locator(".vue-flow__minimap-node").get_attribute("d") or ""
+    assert drawn.count("M") == 3  # one outline per step
+
+    before = view_transform(page)
+    page.mouse.move(*center(minimap))
+    page.mouse.wheel(0, -300)
+    page.wait_for_function(
+        f"() => document.querySelector('.vue-flow__transformationpane')"
+        f".style.transform !== {json.dumps(before)}"
+    )
+    zoomed = view_transform(page)
+    assert zoomed.split("scale")[1] != before.split("scale")[1]
+
+    x, y = center(minimap)
+    drag(page, (x, y), (x + 30, y + 10))
+    panned = view_transform(page)
+    assert panned != zoomed and panned.split("scale")[1] == zoomed.split("scale")[1]
+    assert not server.events("change")
+
+
+def test_zoomed_in_on_a_big_flow_only_the_steps_in_view_are_in_the_page(
+    page: Any, server: CanvasServer
+) -> None:
+    ids = [f"s{at}" for at in range(240)]
+    big = chain(*ids)
+    for at, step in enumerate(big["nodes"]):
+        step["position"] = {"x": 280 * (at % 20), "y": 180 * (at // 20)}
+    show(page, server, main=big)
+    everything = "[data-canvas='main'] .vue-flow__node"
+    assert page.locator(everything).count() == 240  # the whole flow is in view
+
+    page.mouse.move(900, 420)
+    for _ in range(30):
+        page.mouse.wheel(0, -200)
+    page.wait_for_function(f"() => document.querySelectorAll(`{everything}`).length < 100")
+
+    # what the page is sent is still the whole flow
+    shown = page.locator(everything).first.get_attribute("data-id")
+    node(page, shown).click()
+    page.keyboard.press("Delete")
+    document = server.wait_for("change")
+    kept = [e for e in big["edges"] if shown not in (e["source"], e["target"])]
+    assert len(document["nodes"]) == 239 and document["edges"] == kept
+
+    page.locator("[data-testid=canvas-fit]").click()
+    page.wait_for_function(f"() => document.querySelectorAll(`{everything}`).length === 239")
+
+
 # -- run statuses and problems ---------------------------------------------------------------
 
 

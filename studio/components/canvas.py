@@ -64,6 +64,20 @@ BUNDLE_DIR = Path(__file__).parent / "canvas_bundle"
 BUNDLE_MODULE = "flowloom-canvas"
 #: Document keys the canvas draws (and owns); the rest is the page's.
 DRAWN_KEYS = frozenset({"nodes", "edges", "x_notes"})
+#: Starts downloading the bundle, and the icon font every step shows, with the page's own
+#: scripts: otherwise the bundle is requested only once `flow_canvas.js`, which imports it, has
+#: arrived, and the font only once the first icon is drawn. The bundle's URL is the page's
+#: import map's; the font is the one NiceGUI's stylesheet declares.
+PRELOAD_HTML = f"""<script>
+(() => {{
+  for (const face of document.fonts) if (face.family.replace(/"/g, "") === "Material Icons") face.load()
+  const map = document.querySelector('script[type="importmap"]')
+  const url = map && JSON.parse(map.textContent).imports["{BUNDLE_MODULE}"]
+  if (!url) return
+  const link = Object.assign(document.createElement("link"), {{ rel: "modulepreload", href: url }})
+  document.head.append(link)
+}})()
+</script>"""
 
 Handler = Callable[[Any], Awaitable[None] | None]
 
@@ -100,6 +114,8 @@ class FlowCanvas(ui.element, component="flow_canvas.js"):
     ) -> None:
         bundle_registered()
         super().__init__()
+        if PRELOAD_HTML not in self.client.head_html:
+            ui.add_head_html(PRELOAD_HTML)
         self._props["document"] = copy.deepcopy(dict(document))
         self._props["nodeTypes"] = [dict(node_type) for node_type in node_types]
         self._props["readonly"] = readonly

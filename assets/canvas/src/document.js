@@ -4,6 +4,8 @@
 // and builds it back from what is drawn, keeping every key it does not draw (settings, vars,
 // config, tool, keys it has never heard of) exactly as it was given.
 
+import { markRaw } from 'vue'
+
 export const NOTE_PREFIX = 'note:'
 export const NOTES_KEY = 'x_notes'
 export const LOOP_SIZE = { width: 400, height: 220 }
@@ -200,8 +202,9 @@ export function toFlowNode(node, types, nodes, parent) {
     class: '',
     style: size ? { width: `${size.width}px`, height: `${size.height}px` } : {},
     zIndex: box ? -1 : 0,
-    // a `parent` that is no loop of this flow is kept as it is, not drawn
-    data: { node, strayParent: Boolean(node.parent) && !parent },
+    // a `parent` that is no loop of this flow is kept as it is, not drawn; the node itself is
+    // replaced on every change, never changed in place, so Vue need not watch inside it
+    data: { node: markRaw(node), strayParent: Boolean(node.parent) && !parent },
   }
 }
 
@@ -226,7 +229,7 @@ export function toFlow(document, types) {
       class: '',
       style: { width: `${size.width}px`, height: `${size.height}px` },
       zIndex: -2,
-      data: { note },
+      data: { note: markRaw(note) },
     })
   }
   const taken = new Set()

@@ -3,6 +3,7 @@
 import coreCss from '@vue-flow/core/dist/style.css?inline'
 import themeCss from '@vue-flow/core/dist/theme-default.css?inline'
 import controlsCss from '@vue-flow/controls/dist/style.css?inline'
+// FlowMiniMap draws its own minimap, with the classes (and so the styles) of Vue Flow's
 import minimapCss from '@vue-flow/minimap/dist/style.css?inline'
 import resizerCss from '@vue-flow/node-resizer/dist/style.css?inline'
 import canvasCss from './canvas.css?inline'
