@@ -72,9 +72,10 @@ def _fallback(value: Any) -> Any:
 
 
 def _careful(value: Any) -> str:
-    text = json.dumps(readable(value), ensure_ascii=False, separators=(",", ":"))
+    plain = readable(value)
+    text = json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (e.g. from a "\ud800" in a webhook body)
-        return json.dumps(readable(value), separators=(",", ":"))
+        return json.dumps(plain, separators=(",", ":"))
     return text

@@ -113,23 +113,7 @@ class RunRepository:
 
         NotFound if `flow_id` names no flow; StorageError if the run id is taken.
         """
-        _check_status(status)
-        row = {
-            "id": run_id,
-            "flow_id": flow_id,
-            "flow_version": flow_version,
-            "trigger": trigger,
-            "status": status,
-            "input": input,
-            "created_at": utc_now(),
-        }
-        try:
-            await self._creates.submit(row)
-        except IntegrityError as exc:
-            if await self._exists(run_id):
-                raise StorageError(f"A run with id {run_id} exists already.") from exc
-            raise NotFound(f"There is no flow with id {flow_id}.") from exc
-        return RunRecord(
+        record = RunRecord(
             id=run_id,
             flow_id=flow_id,
             flow_version=flow_version,
@@ -138,10 +122,22 @@ class RunRepository:
             input=input,
             output=None,
             error=None,
-            created_at=row["created_at"],
+            created_at=utc_now(),
             started_at=None,
             finished_at=None,
         )
+        await self.store(record)
+        return record
+
+    async def store(self, record: RunRecord) -> None:
+        """Store a new run made elsewhere (see `create`), committed when this returns."""
+        _check_status(record.status)
+        try:
+            await self._creates.submit(new_run_row(record))
+        except IntegrityError as exc:
+            if await self._exists(record.id):
+                raise StorageError(f"A run with id {record.id} exists already.") from exc
+            raise NotFound(f"There is no flow with id {record.flow_id}.") from exc
 
     async def create_once(
         self,
@@ -407,6 +403,19 @@ class RunRepository:
                     row[name] = _EMPTY_LIST
             rows[(row["run_id"], row["seq"])] = row  # the last state of a step wins
         return list(rows.values())
+
+
+def new_run_row(record: RunRecord) -> dict[str, Any]:
+    """The row that stores a new run (its output, error and times are not known yet)."""
+    return {
+        "id": record.id,
+        "flow_id": record.flow_id,
+        "flow_version": record.flow_version,
+        "trigger": record.trigger,
+        "status": record.status,
+        "input": record.input,
+        "created_at": record.created_at,
+    }
 
 
 def _chunks(

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from storage.engines import DatabaseEngines
 from storage.models import Run, Schedule, WebhookToken, utc_now
 from storage.records import RunRecord, StorageError
+from storage.runs import new_run_row
 from storage.upsert import upsert
 
 
@@ -120,17 +121,7 @@ class TriggerRepository:
                 )
                 won = bool(getattr(result, "rowcount", 0))
                 if won and run is not None:
-                    await session.execute(
-                        insert(Run).values(
-                            id=run.id,
-                            flow_id=flow_id,
-                            flow_version=run.flow_version,
-                            trigger=run.trigger,
-                            status=run.status,
-                            input=run.input,
-                            created_at=run.created_at,
-                        )
-                    )
+                    await session.execute(insert(Run).values(new_run_row(run)))
         except SQLAlchemyError as exc:  # rolled back: the firing is still due
             raise StorageError(
                 f"Could not record the firing of schedule {node_id} of flow {flow_id} due at "

@@ -190,15 +190,9 @@ class Runtime:
         cannot run; nothing is stored then.
         """
         prepared = self.prepare(flow, input, trigger=trigger)
-        record = await self.db.runs.create(
-            run_id=prepared.record.id,
-            flow_id=flow.id,
-            flow_version=flow.version,
-            trigger=prepared.record.trigger,
-            input=input,
-        )
-        self.launch(PreparedRun(prepared.compiled, record), resume=resume)
-        return record
+        await self.db.runs.store(prepared.record)
+        self.launch(prepared, resume=resume)
+        return prepared.record
 
     def prepare(self, flow: FlowRecord, input: Any, *, trigger: str | None = None) -> PreparedRun:
         """A new run of the flow's current version, compiled, with its `queued` record (a new
