@@ -89,6 +89,7 @@ class Database:
         except BaseException:
             await engines.dispose()
             raise
+        engines.start()
         return database
 
     @property

@@ -10,19 +10,24 @@ SQLite gets two pools on the same file:
 
 Every connection turns on `foreign_keys` (deleting a flow cascades) and `busy_timeout`; the
 file is put in WAL mode with `synchronous=NORMAL`, which survives a crash of the process
-(only a power cut can lose the last transactions) and saves an fsync per commit.
+(only a power cut can lose the last transactions) and saves an fsync per commit. The WAL is
+folded back into the file by a connection of its own in the background (`_WalCheckpoints`),
+not inside the commit that happens to cross SQLite's threshold.
 PostgreSQL (asyncpg) gets one ordinary pool for both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
@@ -40,6 +45,8 @@ from storage.records import StorageError
 
 T = TypeVar("T")
 
+log = structlog.get_logger("flowloom.storage")
+
 BUSY_TIMEOUT_MS = 10_000
 SQLITE_READERS = 4
 POSTGRES_POOL_SIZE = 10
@@ -48,6 +55,10 @@ WRITER_WAIT_S = 600.0
 # How long the hot writes keep the writer connection between them, and at most in all.
 HOT_IDLE_S = 0.005
 HOT_HOLD_S = 0.05
+# How often the WAL is folded back into the database file, and how long it may grow before
+# the writer does it itself (a safety net: only if the background checkpoints stop).
+CHECKPOINT_EVERY_S = 0.25
+WRITER_CHECKPOINT_PAGES = 10_000
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
@@ -156,7 +167,11 @@ def _configure_sqlite(engine: AsyncEngine, *, writes: bool, foreign_keys: bool =
     pragmas = [f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"]
     pragmas.append(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
     if writes:
-        pragmas += ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL"]
+        pragmas += [
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = NORMAL",
+            f"PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}",
+        ]
     else:
         pragmas.append("PRAGMA query_only = ON")
 
@@ -191,6 +206,52 @@ def _in_transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Conn
     return result
 
 
+class _Turns:
+    """A lock whose urgent waiters go first: `async with turns.take(urgent=True): …`.
+
+    The hot writes share one connection; a caller waiting for its run to be stored (urgent)
+    should not queue behind the recorder's batches of finished steps, which nobody awaits.
+    Urgent writes come in group commits, one waiting at a time, so the others still get
+    every other turn.
+    """
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiting: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
+
+    def locked(self) -> bool:
+        return self._busy
+
+    @asynccontextmanager
+    async def take(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        if self._busy or any(self._waiting):
+            turn = asyncio.get_running_loop().create_future()
+            queue = self._waiting[0 if urgent else 1]
+            queue.append(turn)
+            try:
+                await turn
+            except BaseException:
+                if turn.done() and not turn.cancelled():
+                    self._pass_on()  # the turn came as the wait was cancelled
+                else:
+                    queue.remove(turn)
+                raise
+        self._busy = True
+        try:
+            yield
+        finally:
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        for queue in self._waiting:
+            while queue:
+                turn = queue.popleft()
+                if not turn.done():
+                    turn.set_result(None)  # still busy: the turn goes straight to it
+                    return
+        self._busy = False
+
+
 class _HotWriter:
     """The SQLite writer connection, kept checked out of its pool for back-to-back writes.
 
@@ -200,13 +261,13 @@ class _HotWriter:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._lock = asyncio.Lock()
+        self._lock = _Turns()
         self._held: tuple[AsyncConnection, Any] | None = None
         self._since = self._last = 0.0
         self._watch: asyncio.Task[None] | None = None
 
-    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        async with self._lock:
+    async def write(self, work: Callable[[sqlite3.Connection], T], *, urgent: bool) -> T:
+        async with self._lock.take(urgent=urgent):
             loop = asyncio.get_running_loop()
             if self._held is None:
                 connection = await self._engine.connect()
@@ -229,7 +290,7 @@ class _HotWriter:
 
     async def release(self) -> None:
         """Give the connection back to its pool now (before the engine is disposed)."""
-        async with self._lock:
+        async with self._lock.take():
             await self._give_back()
 
     async def _release_when_idle(self) -> None:
@@ -237,7 +298,7 @@ class _HotWriter:
         while self._held is not None:
             await asyncio.sleep(HOT_IDLE_S)
             if not self._lock.locked() and loop.time() - self._last >= HOT_IDLE_S:
-                async with self._lock:
+                async with self._lock.take():
                     await self._give_back()
 
     async def _give_back(self) -> None:
@@ -247,6 +308,47 @@ class _HotWriter:
             watch.cancel()
         if held is not None:
             await held[0].close()
+
+
+class _WalCheckpoints:
+    """Folds an SQLite file's WAL back into it every `CHECKPOINT_EVERY_S`, from a connection
+    of its own on a worker thread.
+
+    Left to itself, SQLite checkpoints inside the commit that takes the WAL past 1,000 pages:
+    that commit (a webhook call's run, say) then copies the pages and waits for their fsync,
+    several milliseconds during which every later write queues behind it. A PASSIVE
+    checkpoint from another connection does the same work while writers go on.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._fold_now_and_then())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _fold_now_and_then(self) -> None:
+        connection = await asyncio.to_thread(
+            sqlite3.connect, self._path, check_same_thread=False, isolation_level=None
+        )
+        try:
+            await asyncio.to_thread(connection.execute, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            while True:
+                await asyncio.sleep(CHECKPOINT_EVERY_S)
+                try:
+                    await asyncio.to_thread(connection.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # the writer's own checkpoints take over meanwhile
+                    log.warning("could not fold the WAL into the database file", error=str(exc))
+        finally:
+            await asyncio.shield(asyncio.to_thread(connection.close))
 
 
 class DatabaseEngines:
@@ -259,6 +361,13 @@ class DatabaseEngines:
         self._read_sessions = async_sessionmaker(self.reader, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self.writer, expire_on_commit=False)
         self._hot = _HotWriter(self.writer)
+        database_file = sqlite_file(url)
+        self._checkpoints = _WalCheckpoints(database_file) if database_file else None
+
+    def start(self) -> None:
+        """Start the upkeep that runs beside the writes (SQLite: WAL checkpoints)."""
+        if self._checkpoints is not None:
+            self._checkpoints.start()
 
     def reading(self) -> AsyncSession:
         """A session for reads: `async with engines.reading() as session: …`."""
@@ -270,22 +379,27 @@ class DatabaseEngines:
         async with self._write_sessions.begin() as session:
             yield session
 
-    async def write_sqlite(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def write_sqlite(
+        self, work: Callable[[sqlite3.Connection], T], *, urgent: bool = False
+    ) -> T:
         """Run `work(connection)` inside one `BEGIN IMMEDIATE … COMMIT` on the SQLite writer
         connection's own thread: one trip there and back for the whole transaction, where
         going through SQLAlchemy costs one per statement. Rolled back if `work` raises.
 
         Checking the writer out of its pool costs twice the trip itself, so while these
         writes come one after another the connection stays checked out (see `_HotWriter`).
+        `urgent` writes (somebody waits for them) take their turn before the others.
 
         This reaches into aiosqlite (the thread that owns the sqlite3 connection), which
         has no public call for it; the hot writes (run creation, the recorder's batches)
         use it, everything else goes through SQLAlchemy.
         """
         assert self.dialect == "sqlite", "write_sqlite is for SQLite databases"
-        return await self._hot.write(work)
+        return await self._hot.write(work, urgent=urgent)
 
     async def dispose(self) -> None:
+        if self._checkpoints is not None:
+            await self._checkpoints.stop()
         await self._hot.release()
         await self.writer.dispose()
         if self.reader is not self.writer:

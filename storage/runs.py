@@ -44,7 +44,7 @@ KEYS = cast(Table, IdempotencyKey.__table__)
 #: What a run update passed to `record` may change.
 RUN_UPDATE_FIELDS = frozenset({"status", "output", "error", "started_at", "finished_at"})
 #: On SQLite, the runs whose rows `record` writes in one transaction.
-RECORD_CHUNK_RUNS = 64
+RECORD_CHUNK_RUNS = 16
 _RUN_UPDATE_KEYS = RUN_UPDATE_FIELDS | {"id"}
 _TIMES = ("started_at", "finished_at")
 #: Every column of a step row but its key, with the value used when a step dict lacks it.
@@ -346,7 +346,7 @@ class RunRepository:
         if self._engines.dialect == "sqlite":
             encoded = [(self._insert_runs.sql, self._insert_runs.parameters(rows))]
             try:
-                await self._engines.write_sqlite(partial(_execute_many, encoded))
+                await self._engines.write_sqlite(partial(_execute_many, encoded), urgent=True)
             except sqlite3.IntegrityError as exc:  # as SQLAlchemy would have raised it
                 raise IntegrityError(self._insert_runs.sql, None, exc) from exc
             return

@@ -341,3 +341,72 @@ async def test_other_writers_get_their_turn_while_runs_are_created_back_to_back(
         await asyncio.sleep(0.01)
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
     await db.close()
+
+
+async def test_the_wal_is_folded_into_the_database_file_in_the_background(
+    tmp_path: Path,
+) -> None:
+    # A commit that crosses SQLite's checkpoint threshold would copy the WAL itself while
+    # every other write waits; a connection of its own does it instead, while writes go on.
+    database = tmp_path / "flowloom.db"
+    db = await Database.open(f"sqlite+aiosqlite:///{database}", data_dir=tmp_path)
+    try:
+        size_before = database.stat().st_size
+        # one group commit: a few dozen pages of WAL
+        await asyncio.gather(
+            *(new_run(db, f"run-{n}", input={"text": "x" * 1000, "n": n}) for n in range(200))
+        )
+        wal_pages = (database.with_name("flowloom.db-wal").stat().st_size - 32) // (4096 + 24)
+        assert wal_pages < 1000  # below the threshold where a commit would do it itself
+        for _ in range(300):
+            if database.stat().st_size > size_before + 100 * 1024:
+                break
+            await asyncio.sleep(0.01)
+        assert database.stat().st_size > size_before + 100 * 1024  # the runs are in the file
+    finally:
+        await db.close()
+
+
+async def test_a_write_somebody_waits_for_goes_before_the_others() -> None:
+    from storage.engines import _Turns
+
+    turns = _Turns()
+    order: list[str] = []
+
+    async def write(name: str, *, urgent: bool) -> None:
+        async with turns.take(urgent=urgent):
+            order.append(name)
+            await asyncio.sleep(0)
+
+    async with turns.take():  # a recorder batch is being written
+        waiting = [
+            asyncio.create_task(write("batch 2", urgent=False)),
+            asyncio.create_task(write("batch 3", urgent=False)),
+            asyncio.create_task(write("run created", urgent=True)),
+        ]
+        await asyncio.sleep(0)
+    await asyncio.gather(*waiting)
+    assert order == ["run created", "batch 2", "batch 3"]
+    assert not turns.locked()
+
+
+async def test_a_cancelled_wait_for_the_writer_hands_its_turn_on() -> None:
+    from storage.engines import _Turns
+
+    turns = _Turns()
+    done: list[str] = []
+
+    async def write(name: str) -> None:
+        async with turns.take(urgent=True):
+            done.append(name)
+
+    async with turns.take():
+        given_up = asyncio.create_task(write("given up"))
+        later = asyncio.create_task(write("later"))
+        await asyncio.sleep(0)
+    given_up.cancel()  # its turn came, but it is cancelled before it could take it
+    await asyncio.gather(given_up, later, return_exceptions=True)
+    assert done == ["later"] and given_up.cancelled()
+    assert not turns.locked()
+    async with turns.take():  # and the writer is free again
+        pass
