@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import time
 import weakref
@@ -54,6 +53,7 @@ from engine.events import (
 )
 from engine.expressions import Scope, compile_expression, render_value
 from engine.graph import CompiledEdge, CompiledFlow, CompiledNode, Region, compile_flow
+from engine.ids import new_run_id
 from engine.memory import InMemoryConversations
 from engine.node import ConversationMemory, CredentialProvider, Routed, ToolFunction
 from engine.registry import NodeRegistry
@@ -1046,7 +1046,7 @@ class Engine:
             self,
             flow,
             input,
-            run_id or os.urandom(16).hex(),
+            run_id or new_run_id(),
             flow_id,
             listener,
             depth,

@@ -10,7 +10,6 @@ acknowledges a run that could be lost. At start, runs a killed process left `que
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +29,7 @@ from engine import (
     RunResult,
     StepRecord,
 )
+from engine.ids import new_run_id
 from engine.metrics import RunMetrics
 from engine.recorder import RunRecorder
 from engine.settings import Settings
@@ -203,7 +203,7 @@ class Runtime:
         compiled = self.compile(flow)
         trigger_id = trigger or (compiled.default_trigger() if compiled.triggers else None)
         record = RunRecord(
-            id=_new_run_id(),
+            id=new_run_id(),
             flow_id=flow.id,
             flow_version=flow.version,
             trigger=trigger_id,
@@ -443,10 +443,6 @@ def pinned_steps(document: Mapping[str, Any]) -> list[StepRecord]:
             )
         )
     return records
-
-
-def _new_run_id() -> str:
-    return os.urandom(16).hex()
 
 
 def _reusable(row: StepRow) -> bool:

@@ -803,3 +803,25 @@ async def test_resume_reruns_a_step_that_failed_and_stopped_the_run(engine: Engi
 
     assert again.status == "succeeded"
     assert again.output == {"calls": 2}
+
+
+def test_run_ids_are_random_hex_and_never_repeat_across_blocks_and_forks() -> None:
+    import os
+    import re
+
+    from engine.ids import new_run_id
+
+    ids = [new_run_id() for _ in range(2000)]  # several 256-id blocks
+    assert all(re.fullmatch(r"[0-9a-f]{32}", run_id) for run_id in ids)
+    assert len(set(ids)) == len(ids)
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child must not hand out what the parent hands out next
+        os.write(writer, new_run_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    from_child = os.read(reader, 64).decode()
+    os.close(reader)
+    os.close(writer)
+    assert re.fullmatch(r"[0-9a-f]{32}", from_child)
+    assert from_child != new_run_id()
