@@ -805,23 +805,37 @@ async def test_resume_reruns_a_step_that_failed_and_stopped_the_run(engine: Engi
     assert again.output == {"calls": 2}
 
 
-def test_run_ids_are_random_hex_and_never_repeat_across_blocks_and_forks() -> None:
-    import os
+def test_run_ids_grow_with_time_and_never_repeat_across_blocks_and_forks() -> None:
     import re
+    import subprocess
+    import sys
+    import time
 
     from engine.ids import new_run_id
 
-    ids = [new_run_id() for _ in range(2000)]  # several 256-id blocks
+    before = time.time_ns() // 1_000_000
+    ids = [new_run_id() for _ in range(2000)]  # several blocks of random bytes
+    after = time.time_ns() // 1_000_000
     assert all(re.fullmatch(r"[0-9a-f]{32}", run_id) for run_id in ids)
     assert len(set(ids)) == len(ids)
-    reader, writer = os.pipe()
-    child = os.fork()
-    if child == 0:  # the child must not hand out what the parent hands out next
-        os.write(writer, new_run_id().encode())
-        os._exit(0)
-    os.waitpid(child, 0)
-    from_child = os.read(reader, 64).decode()
-    os.close(reader)
-    os.close(writer)
-    assert re.fullmatch(r"[0-9a-f]{32}", from_child)
-    assert from_child != new_run_id()
+    assert all(before <= int(run_id[:12], 16) <= after for run_id in ids)
+    assert [run_id[:12] for run_id in ids] == sorted(run_id[:12] for run_id in ids)
+    assert len({run_id[12:] for run_id in ids}) == len(ids)  # the random part differs
+    # a forked child must not hand out the random bytes its parent hands out next (forked
+    # from a fresh interpreter: this test process has threads, which fork does not copy)
+    script = (
+        "import os\n"
+        "from engine.ids import new_run_id\n"
+        "new_run_id()\n"
+        "reader, writer = os.pipe()\n"
+        "if os.fork() == 0:\n"
+        "    os.write(writer, new_run_id()[12:].encode())\n"
+        "    os._exit(0)\n"
+        "os.wait()\n"
+        "print(os.read(reader, 64).decode(), new_run_id()[12:])\n"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    from_child, from_parent = answer.stdout.split()
+    assert re.fullmatch(r"[0-9a-f]{20}", from_child) and from_child != from_parent
