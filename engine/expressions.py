@@ -195,7 +195,17 @@ def _compile(source: str, expression: bool) -> tuple[RenderFn, bool, Any]:
         compiled = ENVIRONMENT.from_string(text)
     except TemplateSyntaxError as exc:
         raise ExpressionError(_syntax_message(exc, source, text, expression=expression)) from exc
+    if expression and expr is None:  # `input.a }}`: Jinja reads a value, then " }}" as text
+        raise ExpressionError(_stray_delimiters(source))
     return compiled.root_render_func, native, constant
+
+
+def _stray_delimiters(source: str) -> str:
+    inner = source.strip()
+    for mark in ("{{", "}}", "{%", "%}"):
+        inner = inner.replace(mark, " ")
+    inner = " ".join(inner.split())
+    return "does not parse: write it without {{ }}" + (f", as {inner}" if inner else "")
 
 
 def _to_text(value: Any) -> str:

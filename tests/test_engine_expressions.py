@@ -140,6 +140,8 @@ def test_a_template_that_does_not_parse_says_why_in_plain_words(
         ("input.a }", "a '}' closes nothing: remove it"),
         ("input.score = 1", "to compare two values, use '=='"),
         ("{{ input.score > 0.5 }}", "write it without {{ }}, as input.score > 0.5"),
+        ("input.a }}", "write it without {{ }}, as input.a"),  # Jinja alone reads input.a
+        ("input.a }} ~ {{ input.b", "write it without {{ }}, as input.a ~ input.b"),
         ("input.name | uper", "did you mean 'upper'?"),
     ],
 )
