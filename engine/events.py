@@ -77,7 +77,9 @@ class RunFinished:
     at: float
     duration_s: float
     flow_id: str | None = None
-    #: Every step of the run (already sent one by one as step events; left out of JSON).
+    #: Every step that ran in this run (already sent one by one as step events; left out of
+    #: JSON). Steps restored from before a resume or a re-run from a step are not in it: they
+    #: ran, and were counted, then.
     steps: Sequence[StepRecord] = field(default=(), repr=False, metadata={"json": False})
     #: The steps of `steps` that recorded model usage (tokens or cost), so a listener that sums
     #: usage need not look at every step (left out of JSON).

@@ -501,9 +501,7 @@ class _RegionRun:
     def _restore(self, done: StepRecord) -> tuple[Any, str]:
         """A step finished before the run was interrupted: hand on its recorded output again."""
         run = self.run
-        run.steps.append(done)
-        if done.input_tokens or done.output_tokens or done.cost_usd:
-            run.note_usage(done)
+        run.steps.append(done)  # its model usage was counted when it ran, not again here
         if run.listener is not None:
             run.emit(StepStarted(run.run_id, done))
             run.emit(StepFinished(run.run_id, done))
@@ -844,7 +842,9 @@ class _StepContext:
             compiled = engine.compile(loaded)
         else:
             compiled = engine._inline_flow(flow)
-        sub_run = engine._new_run(compiled, input, None, None, None, run.depth + 1, None)
+        sub_run = engine._new_run(
+            compiled, input, None, compiled.flow_id, None, run.depth + 1, None
+        )
         result = await engine._execute(sub_run, None)
         if result.status != "succeeded":
             reason = result.error["message"] if result.error else result.status
@@ -1141,11 +1141,19 @@ class Engine:
                     finished,
                     finished - run.started_at,
                     run.flow_id,
-                    run.steps,
+                    _ran_now(run),
                     run.usage_steps or (),
                 )
             )
         return result
+
+
+def _ran_now(run: _Run) -> list[StepRecord]:
+    """The run's steps but those restored from before a resume or re-run (they ran then)."""
+    if not run.restored:
+        return run.steps
+    earlier = {id(record) for record in run.restored.values()}
+    return [record for record in run.steps if id(record) not in earlier]
 
 
 def _replay_index(

@@ -117,6 +117,9 @@ class CompiledFlow:
     triggers: list[str]
     expressions: dict[str, Template]
     _active: dict[str, tuple[frozenset[str], dict[str, int]]] = field(default_factory=dict)
+    #: The stored flow this was compiled from, when there is one (a sub-flow's runs are
+    #: counted under it).
+    flow_id: str | None = None
 
     @property
     def name(self) -> str:

@@ -167,6 +167,7 @@ class Runtime:
         compiled = self._compiled.get(key)
         if compiled is None:
             compiled = self._compiled[key] = self.engine.compile(document)
+            compiled.flow_id = flow_id
             if len(self._compiled) > _COMPILED_CACHE_SIZE:
                 self._compiled.popitem(last=False)
         else:

@@ -693,7 +693,7 @@ async def test_run_finished_names_each_step_that_recorded_model_usage_once(
     assert "usage_steps" not in event_to_dict(finished)
 
 
-async def test_a_resumed_run_names_its_restored_steps_that_recorded_model_usage(
+async def test_a_resumed_run_reports_only_the_steps_it_ran_and_their_model_usage(
     engine: Engine,
 ) -> None:
     document = chain(
@@ -710,8 +710,10 @@ async def test_a_resumed_run_names_its_restored_steps_that_recorded_model_usage(
     finished = seen[-1]
     assert again.status == "succeeded"
     assert isinstance(finished, RunFinished)
-    assert [used.node_id for used in finished.usage_steps] == ["talk"]
-    assert finished.usage_steps[0] is first.step("talk")  # the restored record
+    # talk's tokens were counted when it ran the first time; it is restored now, not run
+    assert [record.node_id for record in again.steps] == ["start", "talk", "f"]
+    assert [record.node_id for record in finished.steps] == ["f"]
+    assert list(finished.usage_steps) == []
 
 
 async def test_retries_and_failures_are_events_too(engine: Engine) -> None:

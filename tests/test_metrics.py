@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 
 import pytest
 
@@ -302,3 +303,54 @@ async def test_a_step_with_several_model_calls_counts_each_call_once(
         == 9
     )
     assert samples['flowloom_llm_cost_usd_total{model="probe-1",provider="unknown"}'] == 1.5
+
+
+async def test_a_stored_sub_flow_s_runs_are_counted_under_its_own_flow(tmp_path: Path) -> None:
+    from engine.settings import Settings
+    from studio.runtime import Runtime
+
+    runtime = Runtime(Settings(data_dir=tmp_path / "data"))
+    await runtime.start()
+    try:
+        inner = await runtime.db.flows.create(
+            {
+                **chain(manual(), step("hello", "data.set", {"values": {"hi": True}})),
+                "name": "Greeter",
+            }
+        )
+        outer = await runtime.db.flows.create(
+            {**chain(manual(), step("sub", "flow.subflow", {"flow": "Greeter"})), "name": "Caller"}
+        )
+        record = await runtime.submit(outer, {})
+        result = await runtime.wait(record.id, 10)
+        assert result is not None and result.status == "succeeded", result
+
+        runs = runtime.metrics.runs
+        assert runs.get((outer.id, "succeeded")) == 1
+        assert runs.get((inner.id, "succeeded")) == 1  # not "unknown"
+        assert not any(flow == "unknown" for flow, _ in runs)
+    finally:
+        await runtime.stop()
+
+
+async def test_steps_restored_on_resume_are_not_counted_again(
+    counted: tuple[Engine, RunMetrics],
+) -> None:
+    engine, metrics = counted
+    document = chain(manual(), step("talk", "probe.chatty"), step("crash", "probe.crash"))
+    first = await engine.run(document, flow_id="f")
+    assert first.status == "failed"
+    finished = [record for record in first.steps if record.status == "succeeded"]
+
+    again = await engine.run(document, flow_id="f", resume=finished)  # talk is restored
+    assert again.status == "failed"
+    samples = parse_exposition(metrics.exposition().decode())
+
+    assert samples['flowloom_runs_total{flow="f",status="failed"}'] == 2
+    assert samples['flowloom_steps_total{node_type="probe.chatty",status="succeeded"}'] == 1
+    assert samples['flowloom_steps_total{node_type="probe.crash",status="failed"}'] == 2
+    assert (
+        samples['flowloom_llm_tokens_total{direction="input",model="probe-1",provider="unknown"}']
+        == 3
+    )
+    assert samples['flowloom_llm_cost_usd_total{model="probe-1",provider="unknown"}'] == 0.5
