@@ -65,6 +65,8 @@ class RunStarted:
     flow_name: str
     input: Any
     at: float
+    #: The run whose `flow.subflow` step started this one; None for a run of its own.
+    parent_run_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,8 @@ class RunFinished:
     #: The steps of `steps` that recorded model usage (tokens or cost), so a listener that sums
     #: usage need not look at every step (left out of JSON).
     usage_steps: Sequence[StepRecord] = field(default=(), repr=False, metadata={"json": False})
+    #: The run whose `flow.subflow` step started this one; None for a run of its own.
+    parent_run_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

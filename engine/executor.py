@@ -175,6 +175,7 @@ class _Run:
         "listener",
         "names",
         "outputs",
+        "parent_run_id",
         "replay",
         "response",
         "restored",
@@ -202,6 +203,8 @@ class _Run:
         self.flow_id = flow_id
         self.listener = listener
         self.depth = depth
+        #: The run whose flow.subflow step started this one (None for a run of its own).
+        self.parent_run_id: str | None = None
         self.steps: list[StepRecord] = []
         #: The steps that recorded model usage (made on the first one).
         self.usage_steps: list[StepRecord] | None = None
@@ -845,6 +848,7 @@ class _StepContext:
         sub_run = engine._new_run(
             compiled, input, None, compiled.flow_id, None, run.depth + 1, None
         )
+        sub_run.parent_run_id = run.run_id
         result = await engine._execute(sub_run, None)
         if result.status != "succeeded":
             reason = result.error["message"] if result.error else result.status
@@ -1059,7 +1063,16 @@ class Engine:
         if trigger_id not in flow.triggers:
             raise ValueError(f"'{trigger_id}' is not a trigger of flow '{flow.name}'.")
         if run.listener is not None:
-            run.emit(RunStarted(run.run_id, run.flow_id, flow.name, run.input, run.started_at))
+            run.emit(
+                RunStarted(
+                    run.run_id,
+                    run.flow_id,
+                    flow.name,
+                    run.input,
+                    run.started_at,
+                    run.parent_run_id,
+                )
+            )
         active, counts = flow.activation(trigger_id)
         region = _RegionRun(run, flow.regions[None], counts, active, {})
         status: FinalStatus = "succeeded"
@@ -1143,6 +1156,7 @@ class Engine:
                     run.flow_id,
                     _ran_now(run),
                     run.usage_steps or (),
+                    run.parent_run_id,
                 )
             )
         return result

@@ -97,8 +97,8 @@ class SubscriptionService:
         if not isinstance(event, RunFinished) or not self._subscriptions:
             return
         flow_id = event.flow_id
-        if flow_id is None:  # a sub-flow's run: its parent's run is what subscribers see
-            return
+        if flow_id is None or event.parent_run_id is not None:
+            return  # a sub-flow's run (or a flow never stored): its parent run is what counts
         name = f"run.{event.status}"
         wanted = [
             s

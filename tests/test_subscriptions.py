@@ -198,6 +198,24 @@ def test_a_500_is_retried_with_backoff_and_every_attempt_logged(
     assert {d["run_id"] for d in log} == {run_id}
 
 
+def test_a_sub_flow_s_run_is_not_delivered_on_its_own(
+    api: httpx.Client, receiver: Receiver
+) -> None:
+    inner = create_flow(api, good_flow())
+    caller = chain(manual(), step("sub", "flow.subflow", {"flow": inner["id"]}))
+    caller["name"] = f"caller {next(_names)}"
+    outer = create_flow(api, caller)
+    every_flow = subscribe(api, url=f"{receiver.url}/any-flow", events=["run.succeeded"])
+
+    run_id = run(api, outer["id"])
+    wait_until(lambda: receiver.seen("/any-flow"))
+    time.sleep(0.2)
+
+    delivered = [json.loads(seen.body)["run"] for seen in receiver.seen("/any-flow")]
+    assert [(run["id"], run["flow_id"]) for run in delivered] == [(run_id, outer["id"])]
+    assert api.delete(f"/subscriptions/{every_flow['id']}").status_code == 204
+
+
 def test_an_unreachable_receiver_is_given_up_after_the_attempts(api: httpx.Client) -> None:
     created = create_flow(api, good_flow())
     subscription = subscribe(
