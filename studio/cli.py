@@ -162,7 +162,7 @@ def _studio(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from studio.server import serve  # the server stack is only needed by this command
+    from studio.headless import serve  # the server stack is only needed by this command
 
     overrides = {"host": args.host, "port": args.port}
     serve(settings.model_copy(update={k: v for k, v in overrides.items() if v is not None}))

@@ -1,8 +1,9 @@
-"""`flowloom serve`: the REST API, webhooks, schedules, health checks and run recovery,
-without the UI.
+"""The REST API, webhooks, schedules, health checks and run recovery as a FastAPI app.
 
-`create_app(settings)` builds the ASGI app; `mount(app, settings)` adds the same API,
-webhook route and runtime to another FastAPI app (the studio's).
+`create_app(settings)` builds the whole headless app (its lifespan starts the runtime);
+`api_app(runtime)` the same for a runtime started elsewhere (`flowloom serve`, see
+studio/headless.py); `mount(app, runtime)` adds the API, webhook route and runtime to
+another FastAPI app (the studio's).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from engine.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -83,15 +83,9 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def serve(settings: Settings) -> None:
-    """Serve the headless app until stopped (Ctrl+C)."""
-    app = create_app(settings)
-    runtime: Runtime = app.state.runtime
-    uvicorn.run(
-        HookRoutes(app, runtime.webhooks),  # webhook calls skip even FastAPI's own wrapping
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
+def api_app(runtime: Runtime) -> FastAPI:
+    """The API, health checks and `/hooks/` served by `runtime`, which the caller starts
+    and stops."""
+    app = FastAPI(title="FlowLoom", version=__version__, description=DESCRIPTION)
+    mount(app, runtime)
+    return app
