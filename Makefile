@@ -1,7 +1,7 @@
 # FlowLoom's two everyday commands: `make studio` and `make test`.
 # Both create .venv when it is missing and reinstall the project only when pyproject.toml changed.
 # Both build the canvas bundle (assets/canvas, needs Node.js 20.19+ and npm) when its sources
-# or its lock file changed.
+# or its lock file changed, and the studio's Tailwind CSS when a file it scans changed.
 
 PYTHON ?= python3
 VENV := .venv
@@ -14,15 +14,19 @@ CANVAS_BUILT := $(CANVAS_BUNDLE)/.built
 CANVAS_MODULES := $(CANVAS)/node_modules/.installed
 CANVAS_SOURCES := $(shell find $(CANVAS)/src -type f) $(CANVAS)/vite.config.js \
 	$(CANVAS)/licenses.mjs $(CANVAS)/package.json
+# The studio's prebuilt Tailwind CSS: its input, its build script and what it scans for classes
+# (the studio's Python; the canvas's sources and NiceGUI's come with CANVAS_BUILT / INSTALLED).
+CANVAS_STYLES := $(CANVAS_BUNDLE)/tailwind.css
+STYLE_SOURCES := $(CANVAS)/tailwind.css $(CANVAS)/styles.mjs $(shell find studio -name '*.py')
 
 .PHONY: studio test system-deps venv canvas
 
 ## Serve the studio at http://127.0.0.1:8080 (FLOWLOOM_HOST / FLOWLOOM_PORT change that).
-studio: $(INSTALLED) $(CANVAS_BUILT)
+studio: $(INSTALLED) $(CANVAS_BUILT) $(CANVAS_STYLES)
 	$(BIN)/flowloom studio
 
 ## Lint, format check, type check, then the test suite.
-test: system-deps $(INSTALLED) $(CANVAS_BUILT)
+test: system-deps $(INSTALLED) $(CANVAS_BUILT) $(CANVAS_STYLES)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -44,16 +48,23 @@ system-deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
-## The canvas bundle (Vue Flow, built by Vite into studio/components/canvas_bundle).
-canvas: $(CANVAS_BUILT)
+## The canvas bundle (Vue Flow, built by Vite into studio/components/canvas_bundle) and the
+## studio's Tailwind CSS beside it (Tailwind's CLI; it scans NiceGUI's sources in .venv).
+canvas: $(CANVAS_BUILT) $(CANVAS_STYLES)
 
 $(CANVAS_MODULES): $(CANVAS)/package-lock.json $(CANVAS)/package.json
 	@command -v npm >/dev/null || { echo "The canvas needs Node.js 20.19+ and npm."; exit 1; }
 	cd $(CANVAS) && npm ci --no-audit --no-fund
 	touch $@
 
-$(CANVAS_BUILT): $(CANVAS_MODULES) $(CANVAS_SOURCES)
+# `npm run build` builds the stylesheet too (Vite empties the folder first).
+$(CANVAS_BUILT): $(CANVAS_MODULES) $(CANVAS_SOURCES) | $(INSTALLED)
 	cd $(CANVAS) && npm run build
+	touch $@
+
+# Only the stylesheet, when only what Tailwind reads changed (no Vite build for a Python edit).
+$(CANVAS_STYLES): $(CANVAS_MODULES) $(STYLE_SOURCES) $(INSTALLED) | $(CANVAS_BUILT)
+	cd $(CANVAS) && npm run build:styles
 	touch $@
 
 venv: $(INSTALLED)

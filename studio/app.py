@@ -16,6 +16,7 @@ from nicegui import app, core, ui
 
 from engine.settings import Settings
 from studio.components.layout import page_frame
+from studio.components.styles import link_prebuilt_tailwind
 from studio.pages import dashboard, editor, flows, runs, settings_page
 from studio.runtime import Runtime
 from studio.server import mount
@@ -28,7 +29,10 @@ MAX_MESSAGE_BYTES = 32 * 2**20
 
 
 def build_studio(settings: Settings) -> Runtime:
-    """Route the pages and mount the API on NiceGUI's app; the runtime starts with the app."""
+    """Route the pages, link their stylesheet and mount the API on NiceGUI's app.
+
+    The runtime starts with the app.
+    """
     runtime = Runtime(settings)
     started = asyncio.Event()
 
@@ -41,6 +45,7 @@ def build_studio(settings: Settings) -> Runtime:
         await asyncio.wait_for(started.wait(), STARTUP_WAIT_S)
 
     mount(app, runtime)
+    link_prebuilt_tailwind()  # the pages' Tailwind classes, built ahead: run with tailwind=False
     # the canvas sends whole flow documents; large flows outgrow socket.io's 1 MB default
     core.sio.eio.max_http_buffer_size = MAX_MESSAGE_BYTES
     ui.button.default_props("no-caps")
@@ -127,5 +132,6 @@ def run_studio(
         reload=False,  # the reloader re-imports a script file; a console script has none
         show=False,
         show_welcome_message=False,
+        tailwind=False,  # build_studio links the prebuilt stylesheet instead
         log_config=None,  # uvicorn's records go through FlowLoom's logging setup
     )

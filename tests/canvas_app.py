@@ -22,6 +22,7 @@ from nicegui import app, ui
 
 from studio.components.canvas import FlowCanvas
 from studio.components.node_catalog import node_types
+from studio.components.styles import link_prebuilt_tailwind
 
 documents: dict[str, dict[str, Any]] = {}
 statuses: dict[str, dict[str, list[Any]]] = {}
@@ -99,6 +100,7 @@ def canvas_page(keys: str = "main", readonly: bool = False) -> None:
 
 
 if __name__ in {"__main__", "__mp_main__"}:
+    link_prebuilt_tailwind()  # as the studio does (no Tailwind runtime in the browser)
     ui.run(
         host="127.0.0.1",
         port=int(sys.argv[1]) if len(sys.argv) > 1 else 8765,
@@ -106,4 +108,5 @@ if __name__ in {"__main__", "__mp_main__"}:
         show=False,
         show_welcome_message=False,
         title="FlowLoom canvas test",
+        tailwind=False,
     )

@@ -1,7 +1,8 @@
 """A person's path through the studio in a real browser (Debian's Chromium via Playwright).
 
 New flow → drag a step from the palette → connect it → fill in its form → save → reload →
-run → watch the steps turn green → open a step's output. One `flowloom studio` process.
+run → watch the steps turn green → open a step's output. One `flowloom studio` process, which
+styles its pages with the prebuilt Tailwind CSS.
 
 `FLOWLOOM_SCREENSHOTS=docs pytest tests/test_ui_person_path.py` refreshes
 docs/screenshot-editor.png, the README's picture of the editor.
@@ -10,6 +11,7 @@ docs/screenshot-editor.png, the README's picture of the editor.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -223,3 +225,27 @@ def test_the_editor_after_a_run_shows_the_step_and_makes_a_picture(
     page.screenshot(path=str(picture))
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert picture.stat().st_size > 20_000  # a drawn page, not a blank one
+
+
+def test_pages_are_styled_by_the_prebuilt_css_not_tailwinds_browser_runtime(
+    page: Any, studio_url: str
+) -> None:
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(studio_url)
+    title = page.locator(".text-2xl", has_text="Flows")
+    title.wait_for()
+    page.wait_for_load_state("networkidle")
+
+    assert not [url for url in requested if "tailwindcss" in url]  # NiceGUI's runtime
+    stylesheets = [url for url in requested if re.search(r"/_flowloom/\w+/tailwind\.css$", url)]
+    assert len(stylesheets) == 1, requested
+    # its URL changes with its content, so browsers may keep it
+    assert httpx.get(stylesheets[0]).headers["cache-control"] == "public, max-age=31536000"
+
+    # the studio's Tailwind classes take effect: the title's text-2xl and font-semibold, and
+    # the templates' `grid-cols-1 md:grid-cols-3` (a variant) at this width
+    assert title.evaluate("e => getComputedStyle(e).fontSize") == "24px"
+    assert title.evaluate("e => getComputedStyle(e).fontWeight") == "600"
+    columns = page.locator(".nicegui-grid").evaluate("e => getComputedStyle(e).gridTemplateColumns")
+    assert len(columns.split()) == 3, columns

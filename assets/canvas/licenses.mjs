@@ -1,6 +1,7 @@
 // Writes THIRD_PARTY_LICENSES.txt beside the bundle: every package the bundle is built from
 // (the dependencies in package.json and theirs, including libraries that Vue Flow inlines
-// into its own build), with its licence text. `vue` is not bundled: NiceGUI serves it.
+// into its own build) and `tailwindcss`, whose preflight and utilities are in the studio's
+// tailwind.css, with its licence text. `vue` is not bundled: NiceGUI serves it.
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -35,12 +36,17 @@ function visit(name, from) {
   for (const dependency of Object.keys(manifest.dependencies || {})) visit(dependency, dir)
 }
 
+// build tools (devDependencies) whose own code ends up in what is shipped
+const SHIPPED_BUILD_TOOLS = ['tailwindcss']
+
 const own = JSON.parse(readFileSync(join(here, 'package.json'), 'utf8'))
-for (const dependency of Object.keys(own.dependencies || {})) visit(dependency, here)
+for (const dependency of [...Object.keys(own.dependencies || {}), ...SHIPPED_BUILD_TOOLS]) {
+  visit(dependency, here)
+}
 
 const entries = [...found.values()].sort((a, b) => a.name.localeCompare(b.name))
 const text = [
-  'Third-party software in the FlowLoom canvas bundle',
+  "Third-party software in the FlowLoom canvas bundle and the studio's stylesheet",
   '',
   ...entries.flatMap((e) => ['='.repeat(78), `${e.name} ${e.version} (${e.license})`, '-'.repeat(78), e.text, '']),
 ].join('\n')
