@@ -22,7 +22,9 @@ STYLE_SOURCES := $(CANVAS)/tailwind.css $(CANVAS)/styles.mjs $(shell find studio
 .PHONY: studio test system-deps venv canvas
 
 ## Serve the studio at http://127.0.0.1:8080 (FLOWLOOM_HOST / FLOWLOOM_PORT change that).
+# (compileall: cached bytecode starts FlowLoom faster, also where PYTHONDONTWRITEBYTECODE is set)
 studio: $(INSTALLED) $(CANVAS_BUILT) $(CANVAS_STYLES)
+	$(BIN)/python -m compileall -q engine nodes storage studio
 	$(BIN)/flowloom studio
 
 ## Lint, format check, type check, then the test suite.
