@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import operator
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -112,6 +114,40 @@ class BulkWrite:
                 row_values[position] = encode(row_values[position])
             parameters.append(tuple(row_values))
         return parameters
+
+
+#: On SQLite, rows are inserted this many at a time at most, in one statement each.
+SQLITE_ROWS_PER_STATEMENT = 64
+
+
+def execute_rows_sqlite(
+    connection: sqlite3.Connection, sql: str, parameters: Sequence[tuple[Any, ...]]
+) -> None:
+    """`executemany(sql, parameters)` for a one-row `INSERT … VALUES (?, …)` statement, done as
+    multi-row INSERTs of 64, 32, … 1 rows.
+
+    sqlite3 lets go of the GIL around every statement step and takes it back after, and
+    executemany steps once per row: on a busy server each of those is a handover to the event
+    loop's thread and back. A multi-row INSERT steps once for all its rows. Row counts are
+    split in powers of two, so a few statements, prepared once, serve every batch.
+    """
+    start, left = 0, len(parameters)
+    while left:
+        size = min(SQLITE_ROWS_PER_STATEMENT, 1 << (left.bit_length() - 1))
+        group = parameters[start : start + size]
+        connection.execute(_rows_sql(sql, size), tuple(itertools.chain.from_iterable(group)))
+        start += size
+        left -= size
+
+
+@functools.lru_cache(maxsize=256)
+def _rows_sql(sql: str, rows: int) -> str:
+    """`sql` (one `VALUES (?, …)` group) with `rows` groups of placeholders."""
+    if rows == 1:
+        return sql
+    start = sql.index(" VALUES (") + len(" VALUES ")
+    end = sql.index(")", start) + 1
+    return f"{sql[:start]}{', '.join([sql[start:end]] * rows)}{sql[end:]}"
 
 
 class GroupCommit(Generic[Item]):

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, Table, delete, func, insert, select, updat
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from storage.bulk import BulkWrite, GroupCommit
+from storage.bulk import BulkWrite, GroupCommit, execute_rows_sqlite
 from storage.engines import DatabaseEngines
 from storage.jsontext import JSONText
 from storage.models import IdempotencyKey, Run, Step, utc_now
@@ -442,7 +442,7 @@ def _execute_many(
     writes: Sequence[tuple[str, Sequence[tuple[Any, ...]]]], connection: sqlite3.Connection
 ) -> None:
     for sql, parameters in writes:
-        connection.executemany(sql, parameters)
+        execute_rows_sqlite(connection, sql, parameters)
 
 
 def _check_status(status: Any) -> None:

@@ -410,3 +410,26 @@ async def test_a_cancelled_wait_for_the_writer_hands_its_turn_on() -> None:
     assert not turns.locked()
     async with turns.take():  # and the writer is free again
         pass
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 10, 64, 65, 130])
+def test_rows_inserted_in_groups_land_as_executemany_would(count: int) -> None:
+    import sqlite3
+
+    from storage.bulk import execute_rows_sqlite
+
+    sql = "INSERT INTO t (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v"
+    # the same key twice: the later row wins, as it does row by row
+    rows = [(n % max(1, count - 1), f"value {n}") for n in range(count)]
+    results = []
+    for insert in (
+        lambda c: c.executemany(sql, rows),
+        lambda c: execute_rows_sqlite(c, sql, rows),
+    ):
+        connection = sqlite3.connect(":memory:")
+        connection.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+        insert(connection)
+        results.append(connection.execute("SELECT k, v FROM t ORDER BY k").fetchall())
+        connection.close()
+    assert results[0] == results[1]
+    assert len(results[0]) == len({k for k, _ in rows})
