@@ -335,8 +335,7 @@ class Runtime:
         handle = self._running.get(run_id)
         if handle is None:
             return None
-        done, _ = await asyncio.wait({handle.task}, timeout=timeout_s)
-        if not done:
+        if not await _ended_within(handle.task, timeout_s):
             return None
         if recorded:
             await self.flushed()
@@ -444,6 +443,28 @@ def pinned_steps(document: Mapping[str, Any]) -> list[StepRecord]:
             )
         )
     return records
+
+
+async def _ended_within(task: asyncio.Task[Any], timeout_s: float) -> bool:
+    """Whether `task` ends within `timeout_s` (it goes on either way). What `asyncio.wait`
+    does for one task, without its sets and checks: a sync webhook call waits like this."""
+    if task.done():
+        return True
+    loop = asyncio.get_running_loop()
+    ended = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    task.add_done_callback(wake)
+    timer = loop.call_later(timeout_s, wake)
+    try:
+        await ended
+    finally:
+        timer.cancel()
+        task.remove_done_callback(wake)
+    return task.done()
 
 
 def _reusable(row: StepRow) -> bool:
