@@ -339,16 +339,30 @@ class _WalCheckpoints:
         connection = await asyncio.to_thread(
             sqlite3.connect, self._path, check_same_thread=False, isolation_level=None
         )
+        wal = self._path.with_name(self._path.name + "-wal")
+        folded_at = None
         try:
             await asyncio.to_thread(connection.execute, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             while True:
                 await asyncio.sleep(CHECKPOINT_EVERY_S)
+                written_at = _modified_ns(wal)
+                if written_at == folded_at:  # nothing written since: an idle studio sleeps
+                    continue
                 try:
                     await asyncio.to_thread(connection.execute, "PRAGMA wal_checkpoint(PASSIVE)")
                 except sqlite3.Error as exc:  # the writer's own checkpoints take over meanwhile
                     log.warning("could not fold the WAL into the database file", error=str(exc))
+                else:
+                    folded_at = written_at
         finally:
             await asyncio.shield(asyncio.to_thread(connection.close))
+
+
+def _modified_ns(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 class DatabaseEngines:
