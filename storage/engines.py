@@ -261,13 +261,13 @@ class _HotWriter:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._lock = _Turns()
+        self._turns = _Turns()
         self._held: tuple[AsyncConnection, Any] | None = None
         self._since = self._last = 0.0
         self._watch: asyncio.Task[None] | None = None
 
     async def write(self, work: Callable[[sqlite3.Connection], T], *, urgent: bool) -> T:
-        async with self._lock.take(urgent=urgent):
+        async with self._turns.take(urgent=urgent):
             loop = asyncio.get_running_loop()
             if self._held is None:
                 connection = await self._engine.connect()
@@ -290,15 +290,15 @@ class _HotWriter:
 
     async def release(self) -> None:
         """Give the connection back to its pool now (before the engine is disposed)."""
-        async with self._lock.take():
+        async with self._turns.take():
             await self._give_back()
 
     async def _release_when_idle(self) -> None:
         loop = asyncio.get_running_loop()
         while self._held is not None:
             await asyncio.sleep(HOT_IDLE_S)
-            if not self._lock.locked() and loop.time() - self._last >= HOT_IDLE_S:
-                async with self._lock.take():
+            if not self._turns.locked() and loop.time() - self._last >= HOT_IDLE_S:
+                async with self._turns.take():
                     await self._give_back()
 
     async def _give_back(self) -> None:
