@@ -249,3 +249,24 @@ def test_pages_are_styled_by_the_prebuilt_css_not_tailwinds_browser_runtime(
     assert title.evaluate("e => getComputedStyle(e).fontWeight") == "600"
     columns = page.locator(".nicegui-grid").evaluate("e => getComputedStyle(e).gridTemplateColumns")
     assert len(columns.split()) == 3, columns
+
+
+def test_a_long_flow_description_is_cut_short_in_its_own_column(
+    page: Any, studio_url: str
+) -> None:
+    document = {**WELCOME, "name": "Long story", "description": "words " * 80}
+    assert httpx.post(f"{studio_url}/api/v1/flows", json={"document": document}).is_success
+    page.goto(studio_url)
+    summary = page.get_by_text(" · words words", exact=False).first
+    summary.wait_for()
+    header = page.get_by_text("Last changed", exact=True).first
+
+    box, column = summary.bounding_box(), header.bounding_box()
+    assert box is not None and column is not None
+    assert box["x"] + box["width"] <= column["x"]  # it ends before the next column starts
+    assert summary.evaluate("e => e.scrollWidth > e.clientWidth")  # cut, with an ellipsis
+    # the row's "last changed" cell starts where its column's header does
+    changed_x = summary.evaluate(
+        "e => e.closest('.nicegui-row.w-full').querySelector('.w-36').getBoundingClientRect().x"
+    )
+    assert abs(changed_x - column["x"]) < 2

@@ -66,9 +66,9 @@ async def flows_list(runtime: Runtime, *, on_deleted: Callable[[], Awaitable[Non
             "border-slate-200 no-wrap"
         ):
             ui.label("Name").classes("flex-grow")
-            ui.label("Last changed").classes("w-36")
-            ui.label("Last run").classes("w-36")
-            ui.label("").classes("w-10")
+            ui.label("Last changed").classes("w-36 shrink-0")
+            ui.label("Last run").classes("w-36 shrink-0")
+            ui.label("").classes("w-10 shrink-0")
         for flow in flows:
             await _flow_row(runtime, flow, on_deleted)
 
@@ -82,7 +82,7 @@ async def _flow_row(
         "hover:bg-slate-50 no-wrap"
     ):
         with ui.column().classes("flex-grow gap-0 min-w-0"):
-            with ui.row().classes("items-center gap-2 no-wrap"):
+            with ui.row().classes("items-center gap-2 no-wrap max-w-full"):
                 ui.link(flow.name, f"/flows/{flow.id}").classes(
                     "font-medium text-slate-800 no-underline hover:text-primary truncate"
                 )
@@ -92,11 +92,13 @@ async def _flow_row(
                     )
             steps = len(flow.document.get("nodes", []))
             about = str(flow.document.get("description") or "")
-            ui.label(
+            summary = ui.label(
                 f"{steps} step{'' if steps == 1 else 's'}" + (f" · {about}" if about else "")
-            ).classes("text-xs text-slate-500 truncate")
-        ui.label(ago(flow.updated_at)).classes("w-36 text-sm text-slate-500")
-        with ui.row().classes("w-36"):
+            ).classes("text-xs text-slate-500 truncate max-w-full")
+            if about:
+                summary.tooltip(about)  # the whole description, where the row cuts it short
+        ui.label(ago(flow.updated_at)).classes("w-36 shrink-0 text-sm text-slate-500")
+        with ui.row().classes("w-36 shrink-0"):
             if runs:
                 status_chip(runs[0].status).on(
                     "click", lambda run_id=runs[0].id: ui.navigate.to(f"/runs/{run_id}")
@@ -105,7 +107,7 @@ async def _flow_row(
                 ui.label("Never run").classes("text-sm text-slate-400")
         ui.button(icon="delete", on_click=lambda: _confirm_delete(runtime, flow, on_deleted)).props(
             "flat round dense color=grey-7"
-        ).classes("w-10").tooltip(f"Delete {flow.name}")
+        ).classes("w-10 shrink-0").tooltip(f"Delete {flow.name}")
 
 
 async def _taken_names(runtime: Runtime) -> list[str]:
