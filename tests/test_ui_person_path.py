@@ -251,9 +251,7 @@ def test_pages_are_styled_by_the_prebuilt_css_not_tailwinds_browser_runtime(
     assert len(columns.split()) == 3, columns
 
 
-def test_a_long_flow_description_is_cut_short_in_its_own_column(
-    page: Any, studio_url: str
-) -> None:
+def test_a_long_flow_description_is_cut_short_in_its_own_column(page: Any, studio_url: str) -> None:
     document = {**WELCOME, "name": "Long story", "description": "words " * 80}
     assert httpx.post(f"{studio_url}/api/v1/flows", json={"document": document}).is_success
     page.goto(studio_url)
