@@ -38,3 +38,14 @@ async def test_dashboard_shows_live_run_numbers(studio: Studio) -> None:
     record = await studio.runtime.submit(flow, {"z": 1})
     await studio.runtime.wait(record.id, 5)
     await studio.until(lambda: shown("dashboard-hour") == "4", timeout_s=6)  # live, no reload
+
+
+async def test_an_empty_chart_says_so_without_a_stray_axis_name(studio: Studio) -> None:
+    await studio.user.open("/dashboard")
+    await studio.sees("Runs in the last hour")
+    chart = next(iter(studio.user.find(marker="dashboard-steps").elements))
+    assert isinstance(chart, ui.echart)
+
+    await studio.until(lambda: chart.options.get("title", {}).get("show") is True)
+    assert chart.options["title"]["text"] == "No step has run since FlowLoom started"
+    assert chart.options["yAxis"]["name"] == ""  # "seconds" hung over an empty chart

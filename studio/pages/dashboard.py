@@ -209,7 +209,7 @@ class Dashboard:
         kinds = sorted(self.metrics.step_durations.items())
         options = self.steps_chart.options
         options["xAxis"]["data"] = [kind for kind, _ in kinds]
-        options["yAxis"] = {"type": "value", "name": "seconds"}
+        options["yAxis"] = {"type": "value", "name": "seconds" if kinds else ""}
         options["series"] = [
             {"name": name, "type": "bar", "data": [h.quantile(q) for _, h in kinds]}
             for name, q in (("p50", 0.5), ("p95", 0.95))
