@@ -61,9 +61,7 @@ class SubscriptionService:
         self._client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(
-            timeout=SEND_TIMEOUT_S, headers={"User-Agent": "FlowLoom"}, follow_redirects=False
-        )
+        # The HTTP client (its TLS context takes ~35 ms to make) waits for the first delivery.
         await self.reload()
 
     async def stop(self) -> None:
@@ -178,7 +176,10 @@ class SubscriptionService:
     async def _send(
         self, url: str, raw: bytes, headers: dict[str, str]
     ) -> tuple[int | None, str | None, str | None, float]:
-        assert self._client is not None
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=SEND_TIMEOUT_S, headers={"User-Agent": "FlowLoom"}, follow_redirects=False
+            )
         started = time.perf_counter()
         async with self._sending:
             try:
