@@ -20,6 +20,7 @@ async def test_dashboard_shows_live_run_numbers(studio: Studio) -> None:
 
     await studio.user.open("/dashboard")
     await studio.sees("Runs in the last hour")
+    await studio.sees("Run time p50 / p95 since start")  # not the last hour: says so
 
     def shown(testid: str) -> str:
         (label,) = studio.user.find(marker=testid).elements

@@ -65,7 +65,9 @@ class Dashboard:
         with ui.row().classes("w-full gap-4"):
             self.active = self._card("Runs going on now", "play_circle", "dashboard-active")
             self.last_hour = self._card("Runs in the last hour", "history", "dashboard-hour")
-            self.latency = self._card("Run time p50 / p95", "timer", "dashboard-latency")
+            self.latency = self._card(
+                "Run time p50 / p95 since start", "timer", "dashboard-latency"
+            )
             self.cost = self._card("Model cost, last 24 h", "payments", "dashboard-cost")
         with ui.row().classes("w-full gap-4 no-wrap"):
             self.runs_chart = self._chart("Runs per minute, last hour", "dashboard-runs-chart")
