@@ -19,8 +19,8 @@ PostgreSQL (asyncpg) gets one ordinary pool for both.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -312,50 +312,54 @@ class _HotWriter:
 
 class _WalCheckpoints:
     """Folds an SQLite file's WAL back into it every `CHECKPOINT_EVERY_S`, from a connection
-    of its own on a worker thread.
+    of its own on a thread of its own.
 
     Left to itself, SQLite checkpoints inside the commit that takes the WAL past 1,000 pages:
     that commit (a webhook call's run, say) then copies the pages and waits for their fsync,
     several milliseconds during which every later write queues behind it. A PASSIVE
     checkpoint from another connection does the same work while writers go on.
+
+    The thread owns its connection from opening to closing, so closing can never overlap a
+    checkpoint still running (an asyncio task cancelled while it waits for a worker thread
+    would close the connection under that thread's feet).
     """
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._task: asyncio.Task[None] | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._fold_now_and_then())
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._fold_now_and_then, name="flowloom-wal-checkpoints", daemon=True
+            )
+            self._thread.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stopping.set()
+            await asyncio.to_thread(thread.join)
 
-    async def _fold_now_and_then(self) -> None:
-        connection = await asyncio.to_thread(
-            sqlite3.connect, self._path, check_same_thread=False, isolation_level=None
-        )
+    def _fold_now_and_then(self) -> None:
         wal = self._path.with_name(self._path.name + "-wal")
         folded_at = None
+        connection = sqlite3.connect(self._path, isolation_level=None)
         try:
-            await asyncio.to_thread(connection.execute, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            while True:
-                await asyncio.sleep(CHECKPOINT_EVERY_S)
+            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            while not self._stopping.wait(CHECKPOINT_EVERY_S):
                 written_at = _modified_ns(wal)
                 if written_at == folded_at:  # nothing written since: an idle studio sleeps
                     continue
                 try:
-                    await asyncio.to_thread(connection.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 except sqlite3.Error as exc:  # the writer's own checkpoints take over meanwhile
                     log.warning("could not fold the WAL into the database file", error=str(exc))
                 else:
                     folded_at = written_at
         finally:
-            await asyncio.shield(asyncio.to_thread(connection.close))
+            connection.close()
 
 
 def _modified_ns(path: Path) -> int | None:

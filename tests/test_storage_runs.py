@@ -433,3 +433,25 @@ def test_rows_inserted_in_groups_land_as_executemany_would(count: int) -> None:
         connection.close()
     assert results[0] == results[1]
     assert len(results[0]) == len({k for k, _ in rows})
+
+
+async def test_closing_the_database_never_overlaps_a_wal_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The checkpoints' connection was closed by a cancelled task while a worker thread was
+    # still checkpointing with it: a segfault, now and then, when a database closed. Open,
+    # write and close many times with checkpoints as often as they can go.
+    import storage.engines
+
+    monkeypatch.setattr(storage.engines, "CHECKPOINT_EVERY_S", 0.001)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'flowloom.db'}"
+    for round_ in range(60):
+        db = await Database.open(url, data_dir=tmp_path)
+        await asyncio.gather(
+            *(new_run(db, f"run-{round_}-{n}", input={"text": "x" * 2000}) for n in range(20))
+        )
+        await asyncio.sleep(0.001 * (round_ % 4))
+        await db.close()
+    db = await Database.open(url, data_dir=tmp_path)
+    assert (await db.runs.list(limit=1))[1] == 60 * 20
+    await db.close()
