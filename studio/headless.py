@@ -4,7 +4,7 @@ Webhooks are answered as soon as the runtime has started; the REST API (FastAPI 
 models, a good part of the start-up time) is imported on a worker thread meanwhile and
 built when it is first needed. A webhook sender waiting for a restarted server so gets its
 answer sooner, and nothing else changes: `/api/v1/…`, `/healthz`, `/readyz`, `/metrics` and
-`/docs` are the app `studio.server.create_app` makes, served by the same runtime.
+`/docs` are the app `studio.server.api_app` makes, served by the same runtime.
 """
 
 from __future__ import annotations

@@ -1,30 +1,22 @@
 """The REST API, webhooks, schedules, health checks and run recovery as a FastAPI app.
 
-`create_app(settings)` builds the whole headless app (its lifespan starts the runtime);
-`api_app(runtime)` the same for a runtime started elsewhere (`flowloom serve`, see
-studio/headless.py); `mount(app, runtime)` adds the API, webhook route and runtime to
-another FastAPI app (the studio's).
+`api_app(runtime)` builds it for a runtime its caller starts and stops (`flowloom serve`'s
+HeadlessApp, studio/headless.py); `mount(app, runtime)` adds the API, webhook route and
+runtime to another FastAPI app (the studio's).
 """
 
 from __future__ import annotations
 
-import gc
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request, Response
 
 from engine.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from engine.settings import Settings
 from studio import __version__
 from studio.api import health, install_error_handlers, router
 from studio.runtime import Runtime
 from studio.stats_api import stats
 from studio.webhooks import HookRoutes
-
-log = structlog.get_logger("flowloom.server")
 
 DESCRIPTION = (
     "Design, store and run FlowLoom flows. Errors come back as "
@@ -60,27 +52,6 @@ async def _metrics(request: Request) -> Response:
     """Every metric in Prometheus text format."""
     runtime: Runtime = request.app.state.runtime
     return Response(runtime.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
-
-
-def create_app(settings: Settings) -> FastAPI:
-    """The headless FlowLoom server: API and health checks; the runtime starts with it."""
-    runtime = Runtime(settings)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
-        # What start-up built lives as long as the process: keep the collector off it
-        # (fewer and shorter collection pauses under load).
-        gc.freeze()
-        log.info("FlowLoom server ready", url=f"http://{settings.host}:{settings.port}")
-        try:
-            yield
-        finally:
-            await runtime.stop()
-
-    app = FastAPI(title="FlowLoom", version=__version__, description=DESCRIPTION, lifespan=lifespan)
-    mount(app, runtime)
-    return app
 
 
 def api_app(runtime: Runtime) -> FastAPI:

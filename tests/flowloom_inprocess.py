@@ -1,4 +1,4 @@
-"""FlowLoom's headless app (`create_app`) served by uvicorn in a thread on loopback, with
+"""FlowLoom's headless app (`HeadlessApp`, what `flowloom serve` runs) served by uvicorn in a thread on loopback, with
 helpers for the trigger tests: creating and activating flows, waiting for runs.
 
 Faster to start than a `flowloom serve` process (tests/flowloom_process.py), so the tests
@@ -17,19 +17,19 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from engine.settings import Settings
+from studio.headless import HeadlessApp
 from studio.runtime import Runtime
-from studio.server import create_app
 from tests.servers import LoopbackServer
 
 T = TypeVar("T")
 
 
 class FlowLoomInProcess(LoopbackServer):
-    """`create_app(settings)` on 127.0.0.1 and a free port; `runtime` is its Runtime."""
+    """`HeadlessApp(settings)` on 127.0.0.1 and a free port; `runtime` is its Runtime."""
 
     def __init__(self, data_dir: Path, **settings: Any) -> None:
         self.settings = Settings(data_dir=data_dir, **settings)
-        self.app = create_app(self.settings)
+        self.app = HeadlessApp(self.settings)
         self.loop: asyncio.AbstractEventLoop | None = None
         super().__init__(self._serve, name="FlowLoom", lifespan="on", interface="asgi3")
 
@@ -48,8 +48,7 @@ class FlowLoomInProcess(LoopbackServer):
 
     @property
     def runtime(self) -> Runtime:
-        runtime: Runtime = self.app.state.runtime
-        return runtime
+        return self.app.runtime
 
     def start(self) -> Self:
         super().start()
