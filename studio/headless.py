@@ -46,10 +46,14 @@ class HeadlessApp:
             api = self._api or await self._build_api()
             await api(scope, receive, send)
 
-    async def _build_api(self) -> ASGIApp:
+    def _start_building(self) -> asyncio.Task[ASGIApp]:
         if self._building is None:
             self._building = asyncio.create_task(self._import_and_build())
-        building = self._building
+            self._building.add_done_callback(_log_failure)
+        return self._building
+
+    async def _build_api(self) -> ASGIApp:
+        building = self._start_building()
         try:
             return await asyncio.shield(building)
         except Exception:
@@ -71,7 +75,7 @@ class HeadlessApp:
         except Exception as exc:  # uvicorn logs the message and exits
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
             return
-        self._build_api_soon()
+        self._start_building()  # soon after start, not at the first API call
         # What start-up built lives as long as the process: keep the collector off it
         # (fewer and shorter collection pauses under load).
         gc.freeze()
@@ -88,10 +92,6 @@ class HeadlessApp:
             await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
             return
         await send({"type": "lifespan.shutdown.complete"})
-
-    def _build_api_soon(self) -> None:
-        task = asyncio.get_running_loop().create_task(self._build_api())
-        task.add_done_callback(_log_failure)
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:
