@@ -90,10 +90,12 @@ class BulkWrite:
         )
         names = list(compiled.positiontup or ())
         self._encoders: list[tuple[int, Callable[[Any], Any]]] = []
+        self._json_positions: list[int] = []
         for position, name in enumerate(names):
             column_type = table_columns[name].type
             if isinstance(column_type, JSON):
                 self._encoders.append((position, encode_json))
+                self._json_positions.append(position)
             elif isinstance(column_type, UTCDateTime):
                 self._encoders.append((position, encode_time))
         # the row's values in the statement's order, fetched in one C call
@@ -114,6 +116,12 @@ class BulkWrite:
                 row_values[position] = encode(row_values[position])
             parameters.append(tuple(row_values))
         return parameters
+
+    def json_size(self, parameters: Sequence[tuple[Any, ...]]) -> int:
+        """How many characters of JSON `parameters` (from `parameters`) hold: about how big
+        a write they make."""
+        positions = self._json_positions
+        return sum(len(row[position] or "") for row in parameters for position in positions)
 
 
 #: On SQLite, rows are inserted this many at a time at most, in one statement each.

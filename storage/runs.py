@@ -10,6 +10,7 @@ never for a whole batch.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import sqlite3
 import time
@@ -213,7 +214,11 @@ class RunRepository:
         and output are capped at `max_payload_bytes`. A run not stored yet is created.
         """
         if self._engines.dialect == "sqlite":
-            for chunk_runs, chunk_steps in _chunks(runs, steps, RECORD_CHUNK_RUNS):
+            for number, (chunk_runs, chunk_steps) in enumerate(
+                _chunks(runs, steps, RECORD_CHUNK_RUNS)
+            ):
+                if number:  # a chunk is written on the event loop's thread: others go between
+                    await asyncio.sleep(0)
                 await self._record(chunk_runs, chunk_steps)
             return
         await self._record(runs, steps)
@@ -239,8 +244,10 @@ class RunRepository:
             writes.append((self._upsert_steps, step_rows))
         if self._engines.dialect == "sqlite":
             # Encoded here, written in one trip to the driver's thread.
-            encoded = [(write.sql, write.parameters(rows)) for write, rows in writes]
-            await self._engines.write_sqlite(partial(_execute_many, encoded))
+            encoded = [(write, write.parameters(rows)) for write, rows in writes]
+            size = sum(write.json_size(parameters) for write, parameters in encoded)
+            statements = [(write.sql, parameters) for write, parameters in encoded]
+            await self._engines.write_sqlite(partial(_execute_many, statements), size=size)
             return
         async with self._engines.writer.begin() as connection:
             for statement, rows in writes:
@@ -344,9 +351,13 @@ class RunRepository:
 
     async def _write_created(self, rows: builtins.list[dict[str, Any]]) -> None:
         if self._engines.dialect == "sqlite":
-            encoded = [(self._insert_runs.sql, self._insert_runs.parameters(rows))]
+            parameters = self._insert_runs.parameters(rows)
+            encoded = [(self._insert_runs.sql, parameters)]
+            size = self._insert_runs.json_size(parameters)
             try:
-                await self._engines.write_sqlite(partial(_execute_many, encoded), urgent=True)
+                await self._engines.write_sqlite(
+                    partial(_execute_many, encoded), urgent=True, size=size
+                )
             except sqlite3.IntegrityError as exc:  # as SQLAlchemy would have raised it
                 raise IntegrityError(self._insert_runs.sql, None, exc) from exc
             return

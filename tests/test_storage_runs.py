@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -455,3 +457,54 @@ async def test_closing_the_database_never_overlaps_a_wal_checkpoint(
     db = await Database.open(url, data_dir=tmp_path)
     assert (await db.runs.list(limit=1))[1] == 60 * 20
     await db.close()
+
+
+async def test_a_run_created_while_another_process_writes_waits_without_holding_the_loop(
+    tmp_path: Path,
+) -> None:
+    # Run creations are written on the event loop's own thread; while another connection
+    # (another process: `flowloom db prune`, say) holds the write lock, they must wait for it
+    # elsewhere, or every webhook and page of the process would stop for as long.
+    database = tmp_path / "flowloom.db"
+    db = await Database.open(f"sqlite+aiosqlite:///{database}", data_dir=tmp_path)
+    other = sqlite3.connect(database, isolation_level=None)
+    try:
+        await new_run(db, "before")
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock until COMMIT
+        creating = asyncio.create_task(new_run(db, "while-locked"))
+        loop = asyncio.get_running_loop()
+        longest_pause, last = 0.0, loop.time()
+        for _ in range(20):  # the loop goes on turning meanwhile
+            await asyncio.sleep(0.01)
+            longest_pause, last = max(longest_pause, loop.time() - last), loop.time()
+        assert not creating.done()  # neither stored nor failed: it waits for the lock
+        # (held up, the loop would have stood still for the whole 10 s busy timeout)
+        assert longest_pause < 5.0
+        other.execute("COMMIT")
+        await asyncio.wait_for(creating, 10)
+        assert (await db.runs.get("while-locked")).status == "queued"
+        await new_run(db, "after")  # and the writer is back to normal
+        assert (await db.runs.list(limit=10))[1] == 3
+    finally:
+        other.close()
+        await db.close()
+
+
+async def test_small_hot_writes_run_on_the_loop_thread_and_big_ones_elsewhere(
+    tmp_path: Path,
+) -> None:
+    from storage.engines import INLINE_MAX_BYTES
+
+    db = await Database.open(f"sqlite+aiosqlite:///{tmp_path / 'flowloom.db'}", data_dir=tmp_path)
+
+    def where(connection: sqlite3.Connection) -> int:
+        connection.execute("SELECT 1").fetchone()
+        return threading.get_ident()
+
+    try:
+        small = await db._engines.write_sqlite(where, size=1000)
+        big = await db._engines.write_sqlite(where, size=INLINE_MAX_BYTES + 1)
+    finally:
+        await db.close()
+    assert small == threading.get_ident()
+    assert big != threading.get_ident()
