@@ -35,6 +35,10 @@ log = structlog.get_logger("flowloom.recorder")
 
 #: Rows kept for a retry while the database is away; beyond that the oldest are dropped.
 MAX_BACKLOG = 200_000
+#: Runs per write of a flush, and how many turns of the event loop go between two writes:
+#: a webhook call takes a few turns to be answered, and should not wait for a write at each.
+GROUP_RUNS = 16
+YIELDS_BETWEEN_WRITES = 4
 _STEP_EVENTS = (StepStarted, StepFinished, StepFailed, StepCancelled, StepSkipped)
 
 
@@ -127,36 +131,67 @@ class RunRecorder:
         await self.flush()
 
     async def flush(self) -> None:
-        """Write everything recorded so far (one transaction).
+        """Write everything recorded so far, `GROUP_RUNS` runs per write, letting other work
+        of the event loop go on between two writes (a write may run on the loop's thread).
 
-        If the write fails (the database is away), the rows are kept and written, in order,
-        before newer ones at the next flush, so no update is lost.
+        If a write fails (the database is away), its rows and those not written yet are
+        kept and written, in order, before newer ones at the next flush: no update is lost.
         """
-        runs = [*self._backlog_runs, *self._runs.values()]
-        steps = [
-            *self._backlog_steps,
-            *(step_row(run_id, seq, step) for run_id, seq, step in self._steps.values()),
-        ]
-        finished = self._finished
-        self._runs, self._steps, self._finished = {}, {}, []
-        self._backlog_runs, self._backlog_steps = [], []
-        for run_id in finished:
-            self._sequence.pop(run_id, None)
-        if runs or steps:
+        groups = self._take_groups()
+        for number, (runs, pending) in enumerate(groups):
+            if number:
+                for _ in range(YIELDS_BETWEEN_WRITES):
+                    await asyncio.sleep(0)
+            steps = [step if isinstance(step, dict) else step_row(*step) for step in pending]
             try:
                 await self._store.record(runs, steps)
             except BaseException:
-                self._backlog_runs = runs[-MAX_BACKLOG:]
-                self._backlog_steps = steps[-MAX_BACKLOG:]
-                if len(steps) > MAX_BACKLOG:
-                    log.error(
-                        "dropped step records the database could not take",
-                        dropped=len(steps) - MAX_BACKLOG,
-                    )
+                self._keep_for_retry(runs, steps, groups[number + 1 :])
                 raise
         async with self._flushed:
             self._generation += 1
             self._flushed.notify_all()
+
+    def _take_groups(self) -> list[tuple[list[dict[str, Any]], list[Any]]]:
+        """What is pending (the backlog first), in groups of at most `GROUP_RUNS` runs, a
+        run's rows together. Steps are row dicts (backlog) or (run_id, seq, record)."""
+        by_run: dict[str, tuple[list[dict[str, Any]], list[Any]]] = {}
+        for run in [*self._backlog_runs, *self._runs.values()]:
+            by_run.setdefault(run["id"], ([], []))[0].append(run)
+        for row in self._backlog_steps:
+            by_run.setdefault(row["run_id"], ([], []))[1].append(row)
+        for item in self._steps.values():
+            by_run.setdefault(item[0], ([], []))[1].append(item)
+        for run_id in self._finished:
+            self._sequence.pop(run_id, None)
+        self._runs, self._steps, self._finished = {}, {}, []
+        self._backlog_runs, self._backlog_steps = [], []
+        groups = list(by_run.values())
+        return [
+            (
+                [run for runs, _ in groups[start : start + GROUP_RUNS] for run in runs],
+                [step for _, steps in groups[start : start + GROUP_RUNS] for step in steps],
+            )
+            for start in range(0, len(groups), GROUP_RUNS)
+        ]
+
+    def _keep_for_retry(
+        self,
+        runs: list[dict[str, Any]],
+        steps: list[dict[str, Any]],
+        later: list[tuple[list[dict[str, Any]], list[Any]]],
+    ) -> None:
+        for more_runs, pending in later:
+            runs = [*runs, *more_runs]
+            steps = [*steps, *(s if isinstance(s, dict) else step_row(*s) for s in pending)]
+        # Newer updates recorded meanwhile stay pending, and are written after these.
+        self._backlog_runs = runs[-MAX_BACKLOG:]
+        self._backlog_steps = steps[-MAX_BACKLOG:]
+        if len(steps) > MAX_BACKLOG:
+            log.error(
+                "dropped step records the database could not take",
+                dropped=len(steps) - MAX_BACKLOG,
+            )
 
     async def wait_flushed(self) -> None:
         """Wait until what was recorded before this call is written."""

@@ -117,6 +117,59 @@ async def test_rows_a_failed_write_held_are_written_at_the_next_flush(db: Databa
     assert len(run.steps) == 5
 
 
+class FailsAtWrite:
+    """The real run store, made to fail one write of a flush (the database going away)."""
+
+    def __init__(self, store: Any, failing: int) -> None:
+        self.store = store
+        self.failing = failing
+        self.writes: list[int] = []
+
+    async def record(
+        self, runs: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, Any]]
+    ) -> None:
+        self.writes.append(len({run["id"] for run in runs}))
+        if len(self.writes) == self.failing:
+            raise ConnectionError("database unreachable")
+        await self.store.record(runs, steps)
+
+
+async def test_a_flush_writes_a_few_runs_at_a_time_and_a_failed_write_loses_nothing(
+    db: Database, monkeypatch: Any
+) -> None:
+    # A flush writes its runs a few at a time (so other work goes between the writes);
+    # when one of those writes fails, its rows and the later ones are written next time.
+    import engine.recorder
+
+    monkeypatch.setattr(engine.recorder, "GROUP_RUNS", 2)
+    store = FailsAtWrite(db.runs, failing=2)
+    recorder = RunRecorder(store)
+    engine_ = Engine(listeners=[recorder])
+    flow = await db.flows.create(five_steps())
+    for n in range(5):
+        await db.runs.create(
+            run_id=f"r{n}", flow_id=flow.id, flow_version=1, trigger=None, input={"n": n}
+        )
+        await engine_.run(flow.document, {"n": n}, run_id=f"r{n}")
+
+    with contextlib.suppress(ConnectionError):
+        await recorder.flush()
+    assert store.writes == [2, 2]  # the first write went through, the second failed
+    assert [(await db.runs.get(f"r{n}")).status for n in range(5)] == ["succeeded"] * 2 + [
+        "queued"
+    ] * 3
+    await recorder.flush()
+    await engine_.aclose()
+
+    assert store.writes == [2, 2, 2, 1]  # the failed write and the rest, not the first
+    for n in range(5):
+        run = await db.runs.get(f"r{n}")
+        assert run.status == "succeeded"
+        assert [step.output[f"v{i}"] for i, step in enumerate(run.steps[1:])] == [
+            n + i for i in range(4)
+        ]
+
+
 async def test_values_json_cannot_hold_are_stored_readably(db: Database) -> None:
     recorder = RunRecorder(db.runs)
     engine = Engine(listeners=[recorder])
