@@ -5,7 +5,8 @@ SQLite gets two pools on the same file:
 - one writer connection, so this process's write transactions queue in asyncio instead of
   fighting over SQLite's file lock; each of them starts with `BEGIN IMMEDIATE`, which makes
   another process (`flowloom db prune` beside the studio) wait its turn (`busy_timeout`)
-  instead of failing halfway through a transaction;
+  instead of failing halfway through a transaction. The hot writes (run creation, recorded
+  steps) use it right on the event loop's thread (see `DatabaseEngines.write_sqlite`);
 - a few read-only connections: in WAL mode readers never wait for the writer.
 
 Every connection turns on `foreign_keys` (deleting a flow cascades) and `busy_timeout`; the
@@ -19,6 +20,7 @@ PostgreSQL (asyncpg) gets one ordinary pool for both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections import deque
@@ -228,7 +230,8 @@ def _finish(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection],
         connection.execute("COMMIT")
     except BaseException:
         if connection.in_transaction:
-            connection.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # the first error is the one to tell
+                connection.execute("ROLLBACK")
         raise
     return result
 
