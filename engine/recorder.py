@@ -181,9 +181,10 @@ class RunRecorder:
         steps: list[dict[str, Any]],
         later: list[tuple[list[dict[str, Any]], list[Any]]],
     ) -> None:
+        runs, steps = list(runs), list(steps)
         for more_runs, pending in later:
-            runs = [*runs, *more_runs]
-            steps = [*steps, *(s if isinstance(s, dict) else step_row(*s) for s in pending)]
+            runs.extend(more_runs)
+            steps.extend(s if isinstance(s, dict) else step_row(*s) for s in pending)
         # Newer updates recorded meanwhile stay pending, and are written after these.
         self._backlog_runs = runs[-MAX_BACKLOG:]
         self._backlog_steps = steps[-MAX_BACKLOG:]

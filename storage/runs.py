@@ -2,15 +2,13 @@
 
 The recorder hands over plain data in batches (`record`): partial run updates and whole step
 rows, written as a few bulk `INSERT … ON CONFLICT` statements, never a round trip per row
-(see storage/bulk.py). Concurrent `create` calls share a commit too. On SQLite a big batch
-goes in transactions of at most `RECORD_CHUNK_RUNS` runs each (a run's rows together), so
-a run being created (a webhook waiting for its 202) waits for one short transaction at most,
-never for a whole batch.
+(see storage/bulk.py). Concurrent `create` calls share a commit too. Each `record` call is
+one transaction: the recorder keeps them short (a few runs each, the event loop turning
+between them), so a run being created (a webhook waiting for its 202) never waits long.
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import sqlite3
 import time
@@ -44,8 +42,6 @@ KEYS = cast(Table, IdempotencyKey.__table__)
 
 #: What a run update passed to `record` may change.
 RUN_UPDATE_FIELDS = frozenset({"status", "output", "error", "started_at", "finished_at"})
-#: On SQLite, the runs whose rows `record` writes in one transaction.
-RECORD_CHUNK_RUNS = 16
 _RUN_UPDATE_KEYS = RUN_UPDATE_FIELDS | {"id"}
 _TIMES = ("started_at", "finished_at")
 #: Every column of a step row but its key, with the value used when a step dict lacks it.
@@ -206,26 +202,12 @@ class RunRepository:
     async def record(
         self, runs: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, Any]]
     ) -> None:
-        """Apply run updates and step upserts (the recorder's group commit): in one
-        transaction, or on SQLite in one per `RECORD_CHUNK_RUNS` runs.
+        """Apply run updates and step upserts (the recorder's group commit) in one transaction.
 
         A run update is `{"id", …}` with any of RUN_UPDATE_FIELDS (times as epoch seconds);
         only the fields present change. A step is upserted whole by (run_id, seq); its input
         and output are capped at `max_payload_bytes`. A run not stored yet is created.
         """
-        if self._engines.dialect == "sqlite":
-            for number, (chunk_runs, chunk_steps) in enumerate(
-                _chunks(runs, steps, RECORD_CHUNK_RUNS)
-            ):
-                if number:  # a chunk is written on the event loop's thread: others go between
-                    await asyncio.sleep(0)
-                await self._record(chunk_runs, chunk_steps)
-            return
-        await self._record(runs, steps)
-
-    async def _record(
-        self, runs: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, Any]]
-    ) -> None:
         run_batches = self._run_batches(runs)
         step_rows = self._step_rows(steps)
         updated = {run["id"] for run in runs}
@@ -243,7 +225,7 @@ class RunRepository:
         if step_rows:
             writes.append((self._upsert_steps, step_rows))
         if self._engines.dialect == "sqlite":
-            # Encoded here, written in one trip to the driver's thread.
+            # Encoded here; written in one go (see write_sqlite).
             encoded = [(write, write.parameters(rows)) for write, rows in writes]
             size = sum(write.json_size(parameters) for write, parameters in encoded)
             statements = [(write.sql, parameters) for write, parameters in encoded]
@@ -427,26 +409,6 @@ def new_run_row(record: RunRecord) -> dict[str, Any]:
         "input": record.input,
         "created_at": record.created_at,
     }
-
-
-def _chunks(
-    runs: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, Any]], size: int
-) -> builtins.list[tuple[builtins.list[Mapping[str, Any]], builtins.list[Mapping[str, Any]]]]:
-    """The updates and steps split into groups of at most `size` runs, each run's together."""
-    by_run: dict[str, tuple[builtins.list[Mapping[str, Any]], builtins.list[Mapping[str, Any]]]]
-    by_run = {}
-    for run in runs:
-        by_run.setdefault(run["id"], ([], []))[0].append(run)
-    for step in steps:
-        by_run.setdefault(step["run_id"], ([], []))[1].append(step)
-    groups = list(by_run.values())
-    chunks = []
-    for start in range(0, len(groups), size):
-        part = groups[start : start + size]
-        chunks.append(
-            ([run for runs_of, _ in part for run in runs_of], [s for _, of in part for s in of])
-        )
-    return chunks
 
 
 def _execute_many(
