@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     """`FLOWLOOM_SCHEDULE_GRACE_S`: a schedule firing missed while FlowLoom was stopped still
     runs (once) when FlowLoom starts within this many seconds of it; older ones are skipped."""
 
+    heartbeat_s: float = Field(default=10.0, gt=0)
+    """`FLOWLOOM_HEARTBEAT_S`: how often this process tells others sharing its database that
+    it is alive; a process of the same machine that is gone (killed) has its unfinished runs
+    taken over by a live one within about this long, one elsewhere after six times this."""
+
     webhook_rate_per_s: float = Field(default=100.0, gt=0)
     """`FLOWLOOM_WEBHOOK_RATE_PER_S`: calls per second each webhook URL accepts on average;
     calls beyond it get 429 with Retry-After."""

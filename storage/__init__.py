@@ -3,7 +3,7 @@
     from storage import Database
 
     db = await Database.open(url, data_dir=data_dir, secret_key=key)
-    db.flows, db.runs, db.credentials, db.triggers, db.memory, db.subscriptions;
+    db.flows, db.runs, db.runtimes, db.credentials, db.triggers, db.memory, db.subscriptions;
     await db.prune()
 
 Storage imports nothing of FlowLoom's other packages and hands back the plain records of

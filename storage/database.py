@@ -28,6 +28,7 @@ from storage.migrations import MigrationResult
 from storage.records import StorageError
 from storage.retention import prune
 from storage.runs import RunRepository
+from storage.runtimes import RuntimeRepository
 from storage.stats import StatsRepository
 from storage.subscriptions import SubscriptionRepository
 from storage.triggers import TriggerRepository
@@ -51,6 +52,7 @@ class Database:
         """What opening did to the schema (`before`, `after`, `backup`)."""
         self.flows = FlowRepository(engines)
         self.runs = RunRepository(engines, max_payload_bytes=max_payload_bytes)
+        self.runtimes = RuntimeRepository(engines)
         self.credentials = CredentialStore(engines, key)
         self.triggers = TriggerRepository(engines)
         self.memory = ConversationStore(engines)

@@ -137,6 +137,20 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    #: The runtime (FlowLoom process) executing the run; see `Runtime`.
+    owner: Mapped[str | None]
+
+
+class Runtime(Base):
+    """A FlowLoom process running flows on this database, seen at its last heartbeat."""
+
+    __tablename__ = "runtimes"
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    host: Mapped[str]
+    pid: Mapped[int]
+    started_at: Mapped[datetime]
+    seen_at: Mapped[datetime]
 
 
 class Step(Base):

@@ -105,6 +105,8 @@ class RunRecord:
     finished_at: datetime | None
     #: Filled by `get_run` and `unfinished_runs`; empty in lists.
     steps: list[StepRow] = field(default_factory=list)
+    #: The runtime (FlowLoom process) that runs it, if one claimed it.
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,16 @@ STEP_DEFAULTS: dict[str, Any] = {
     "exchanges": [],
 }
 STEP_COLUMNS = ("run_id", "seq", *STEP_DEFAULTS)
-CREATE_COLUMNS = ("id", "flow_id", "flow_version", "trigger", "status", "input", "created_at")
+CREATE_COLUMNS = (
+    "id",
+    "flow_id",
+    "flow_version",
+    "trigger",
+    "status",
+    "input",
+    "created_at",
+    "owner",
+)
 _EMPTY_LIST = JSONText("[]")
 # A run the recorder reports on before `create` stored it (or that `create` never saw, such
 # as a run started by hand in a test) gets a header anyway, so its steps are never lost.
@@ -146,6 +155,7 @@ class RunRepository:
         node_id: str,
         flow_version: int | None,
         input: Any,
+        owner: str | None = None,
     ) -> tuple[str, bool]:
         """Store a new run started by trigger `node_id` unless an unexpired `key` of that
         trigger started one already: (that run's id, False), else (`run_id`, True).
@@ -177,6 +187,7 @@ class RunRepository:
                             status="queued",
                             input=input,
                             created_at=now,
+                            owner=owner,
                         )
                     )
                     await connection.execute(
@@ -297,6 +308,18 @@ class RunRepository:
                         steps[step.run_id].append(_step_row(step._mapping))
         return [_run_record(row._mapping, steps[row.id]) for row in rows]
 
+    async def claim(self, run_id: str, *, owner: str, previous: str | None) -> bool:
+        """Make `owner` the run's owner if it is unfinished and still owned by `previous`:
+        of several processes claiming one run, exactly one gets True."""
+        held = RUNS.c.owner.is_(None) if previous is None else RUNS.c.owner == previous
+        async with self._engines.writer.begin() as connection:
+            result = await connection.execute(
+                update(RUNS)
+                .where(RUNS.c.id == run_id, RUNS.c.status.in_(UNFINISHED), held)
+                .values(owner=owner)
+            )
+        return bool(result.rowcount)
+
     async def set_status(
         self,
         run_id: str,
@@ -408,6 +431,7 @@ def new_run_row(record: RunRecord) -> dict[str, Any]:
         "status": record.status,
         "input": record.input,
         "created_at": record.created_at,
+        "owner": record.owner,
     }
 
 
@@ -446,6 +470,7 @@ def _run_record(row: RowMapping, steps: builtins.list[StepRow]) -> RunRecord:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         steps=steps,
+        owner=row["owner"],
     )
 
 

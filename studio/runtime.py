@@ -5,11 +5,20 @@ schedules submit runs through it. A submitted run is committed to the database b
 `submit` returns, so whatever acknowledges it (an API answer, a webhook's 202) never
 acknowledges a run that could be lost. At start, runs a killed process left `queued` or
 `running` are resumed from their last finished step, or marked `interrupted` with the reason.
+
+Several FlowLoom processes may share one database (the studio and `flowloom serve`, say).
+Each registers itself in the `runtimes` table, owns the runs it starts (`runs.owner`) and
+says every `heartbeat_s` that it is alive. A process resumes only the runs of processes that
+are gone (killed, or not heard of for `STALE_AFTER_BEATS` heartbeats), and one claim decides
+who does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +43,7 @@ from engine.metrics import RunMetrics
 from engine.recorder import RunRecorder
 from engine.settings import Settings
 from storage import Database, FlowRecord, NotFound, RunRecord, StepRow
+from storage.runtimes import RuntimeRecord
 from studio.schedules import ScheduleService
 from studio.subscriptions import SubscriptionService
 from studio.webhooks import WebhookService
@@ -42,6 +52,10 @@ log = structlog.get_logger("flowloom.runtime")
 
 _COMPILED_CACHE_SIZE = 256
 PRUNE_EVERY_S = 3600.0
+#: A runtime not heard of for this many heartbeats (`Settings.heartbeat_s`) counts as gone.
+STALE_AFTER_BEATS = 6
+#: The runtimes started in this process and not stopped (a test may start several).
+_HERE: set[str] = set()
 #: The flow document key holding pinned step outputs, `{node_id: output}` (see `pinned_steps`).
 PINS_KEY = "x_pins"
 
@@ -72,6 +86,8 @@ class Runtime:
         self._compiled: OrderedDict[tuple[str, int], CompiledFlow] = OrderedDict()
         self._background: set[asyncio.Task[Any]] = set()
         self._watchers: dict[str, list[EventListener]] = {}
+        #: This runtime's id in the `runtimes` table and in the `owner` of its runs.
+        self.instance_id = secrets.token_hex(8)
         #: Triggers and outgoing event webhooks, started with the runtime.
         self.webhooks = WebhookService(self)
         self.schedules = ScheduleService(self)
@@ -115,8 +131,13 @@ class Runtime:
             memory=self._db.memory,
         )
         await self._recorder.start()
+        await self._db.runtimes.register(
+            self.instance_id, host=socket.gethostname(), pid=os.getpid()
+        )
+        _HERE.add(self.instance_id)
         if recover:
             await self.recover()
+        self._in_background(self._beat())
         await self.subscriptions.start()
         await self.webhooks.start()
         await self.schedules.start()
@@ -134,6 +155,12 @@ class Runtime:
         await asyncio.gather(*running, *self._background, return_exceptions=True)
         if self._recorder is not None:
             await self._recorder.stop()
+        _HERE.discard(self.instance_id)
+        if self._db is not None:
+            try:  # its runs still going are anybody's to resume now
+                await self._db.runtimes.unregister(self.instance_id)
+            except Exception:  # the database is away: the row goes stale instead
+                log.exception("could not unregister this runtime")
         await self.subscriptions.stop()
         if self._engine is not None:
             await self._engine.aclose()
@@ -215,6 +242,7 @@ class Runtime:
             created_at=datetime.now(UTC),
             started_at=None,
             finished_at=None,
+            owner=self.instance_id,
         )
         return PreparedRun(compiled, record)
 
@@ -300,6 +328,7 @@ class Runtime:
             node_id=trigger,
             flow_version=flow.version,
             input=input,
+            owner=self.instance_id,
         )
         if created:
             self.launch(prepared)
@@ -349,11 +378,21 @@ class Runtime:
     # -- crash recovery -----------------------------------------------------------------------
 
     async def recover(self) -> dict[str, int]:
-        """Resume every run a stopped process left unfinished, or mark it `interrupted`."""
+        """Resume every run a stopped process left unfinished, or mark it `interrupted`.
+
+        Runs of FlowLoom processes still alive are theirs; runs with no owner (stored before
+        owners were, or a sub-flow's) only when no other process is alive.
+        """
         resumed = interrupted = 0
+        alive = {runtime.id for runtime in await self.db.runtimes.list() if self._alive(runtime)}
+        others_alive = bool(alive - {self.instance_id})
         for run in await self.db.runs.unfinished():
-            if run.id in self._running:
+            if run.id in self._running or run.owner in alive:
                 continue
+            if run.owner is None and others_alive:
+                continue
+            if not await self.db.runs.claim(run.id, owner=self.instance_id, previous=run.owner):
+                continue  # another process claimed it first
             reason = await self._resume(run)
             if reason is None:
                 resumed += 1
@@ -398,6 +437,41 @@ class Runtime:
         await self.db.runs.delete_steps_after(run.id, -1)
         self.launch(PreparedRun(compiled, run), resume=finished)
         return None
+
+    async def _beat(self) -> None:
+        """Say this runtime is alive; take over the runs of runtimes that are gone."""
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_s)
+            try:
+                await self.db.runtimes.heartbeat(self.instance_id)
+                runtimes = await self.db.runtimes.list()
+                gone = [runtime for runtime in runtimes if not self._alive(runtime)]
+                if gone:
+                    await self.recover()
+                    for runtime in gone:
+                        await self.db.runtimes.unregister(runtime.id)
+            except Exception:  # the database may be away for a while: try again next beat
+                log.exception("could not update this runtime's heartbeat")
+
+    def _alive(self, runtime: RuntimeRecord) -> bool:
+        """Whether a registered runtime still runs: one of this process, a process of this
+        machine that exists, or one elsewhere heard of lately."""
+        if runtime.id in _HERE:
+            return True
+        silent_s = (datetime.now(UTC) - runtime.seen_at).total_seconds()
+        if silent_s > STALE_AFTER_BEATS * self.settings.heartbeat_s:
+            return False
+        if runtime.host != socket.gethostname() or os.name != "posix":
+            return True
+        if runtime.pid == os.getpid():  # this process's id, but not one of its runtimes
+            return False
+        try:
+            os.kill(runtime.pid, 0)  # signal 0 only asks whether the process exists
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # it exists, as another user's
+            return True
+        return True
 
     async def _prune_periodically(self) -> None:
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,75 @@ def test_a_run_whose_flow_is_gone_is_marked_interrupted(
 
     assert run["status"] == "interrupted"
     assert "FlowLoom stopped during this run" in run["error"]["message"]
+
+
+def delay_then_call(echo_url: str) -> dict[str, Any]:
+    """Wait, then call a web service: a run resumed twice would call it twice."""
+    document = chain(
+        manual(),
+        step("wait", "flow.delay", {"seconds": 1.5}),
+        step(
+            "call",
+            "http.request",
+            {"method": "POST", "url": f"{echo_url}/echo", "body": {"order": "{{ input.order }}"}},
+        ),
+    )
+    document["name"] = "Wait, then call"
+    return document
+
+
+def test_a_second_process_on_the_database_leaves_the_first_ones_runs_alone(
+    tmp_path: Path, echo_server: EchoServer
+) -> None:
+    # The studio and `flowloom serve` may share a database: the one starting second must not
+    # take the runs the other is running for runs a killed process left behind.
+    first = FlowLoomProcess(tmp_path / "data").start()
+    second = FlowLoomProcess(tmp_path / "data")
+    try:
+        with first.client() as client:
+            flow_id = client.post(
+                "/api/v1/flows", json={"document": delay_then_call(echo_server.url)}
+            ).json()["id"]
+            run_id = client.post(f"/api/v1/flows/{flow_id}/runs", json={"order": 7}).json()[
+                "run_id"
+            ]
+        first.wait_for_run(run_id, lambda r: any(s["node_id"] == "wait" for s in r["steps"]))
+        second.start()  # recovers at start
+        first.wait_for_run(run_id, lambda r: r["status"] in FINAL)
+        # Had the second one resumed the run, it would call the service 1.5 s after its start.
+        time.sleep(2.5)
+        with second.client() as client:  # the second one is up and about meanwhile
+            assert client.get("/readyz").status_code == 200
+        run = first.wait_for_run(run_id, lambda r: r["status"] in FINAL)
+    finally:
+        first.stop()
+        second.stop()
+
+    assert run["status"] == "succeeded", run
+    assert len([r for r in echo_server.requests if r.path == "/echo"]) == 1
+    assert [s["node_id"] for s in run["steps"]] == ["start", "wait", "call"]
+
+
+def test_the_runs_of_a_killed_process_are_taken_over_by_a_live_one(
+    tmp_path: Path, echo_server: EchoServer
+) -> None:
+    beat = {"FLOWLOOM_HEARTBEAT_S": "0.2"}
+    doomed = FlowLoomProcess(tmp_path / "data", env=beat).start()
+    survivor = FlowLoomProcess(tmp_path / "data", env=beat).start()
+    try:
+        with doomed.client() as client:
+            flow_id = client.post(
+                "/api/v1/flows", json={"document": delay_then_call(echo_server.url)}
+            ).json()["id"]
+            run_id = client.post(f"/api/v1/flows/{flow_id}/runs", json={"order": 8}).json()[
+                "run_id"
+            ]
+        doomed.wait_for_run(run_id, lambda r: any(s["node_id"] == "wait" for s in r["steps"]))
+        doomed.kill()
+        run = survivor.wait_for_run(run_id, lambda r: r["status"] in FINAL)
+    finally:
+        survivor.stop()
+
+    assert run["status"] == "succeeded", run
+    assert run["output"]["body"]["json"] == {"order": 8}
+    assert len([r for r in echo_server.requests if r.path == "/echo"]) == 1

@@ -1,0 +1,62 @@
+"""The FlowLoom processes (runtimes) running flows on this database, and their heartbeats.
+
+Each runtime registers itself when it starts, says it is alive every few seconds, and goes
+away when it stops. A runtime starting beside others leaves their runs to them: see
+`studio.runtime.Runtime.recover`, which decides from these rows who is still alive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, insert, select, update
+
+from storage.engines import DatabaseEngines
+from storage.models import Runtime, utc_now
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeRecord:
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    seen_at: datetime
+
+
+class RuntimeRepository:
+    def __init__(self, engines: DatabaseEngines) -> None:
+        self._engines = engines
+
+    async def register(self, runtime_id: str, *, host: str, pid: int) -> None:
+        now = utc_now()
+        async with self._engines.writing() as session:
+            await session.execute(
+                insert(Runtime).values(
+                    id=runtime_id, host=host, pid=pid, started_at=now, seen_at=now
+                )
+            )
+
+    async def heartbeat(self, runtime_id: str) -> None:
+        async with self._engines.writing() as session:
+            await session.execute(
+                update(Runtime).where(Runtime.id == runtime_id).values(seen_at=utc_now())
+            )
+
+    async def unregister(self, runtime_id: str) -> None:
+        async with self._engines.writing() as session:
+            await session.execute(delete(Runtime).where(Runtime.id == runtime_id))
+
+    async def forget_older_than(self, seen_before: datetime) -> None:
+        """Drop the rows of runtimes not heard of since `seen_before` (long dead)."""
+        async with self._engines.writing() as session:
+            await session.execute(delete(Runtime).where(Runtime.seen_at < seen_before))
+
+    async def list(self) -> list[RuntimeRecord]:
+        async with self._engines.reading() as session:
+            rows = (await session.execute(select(Runtime).order_by(Runtime.started_at))).scalars()
+            return [
+                RuntimeRecord(row.id, row.host, row.pid, row.started_at, row.seen_at)
+                for row in rows
+            ]

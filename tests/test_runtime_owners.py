@@ -1,0 +1,111 @@
+"""Runtimes sharing a database: each owns its runs, and resumes only those of gone ones."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+from engine.settings import Settings
+from storage import Database, RunRecord
+from studio.runtime import Runtime
+from tests.documents import chain, manual, step
+
+
+async def a_run_owned_elsewhere(data_dir: Path) -> None:
+    """A flow, and a run of it `running` on a runtime of another machine."""
+    db = await Database.open(f"sqlite+aiosqlite:///{data_dir / 'flowloom.db'}", data_dir=data_dir)
+    try:
+        flow = await db.flows.create(
+            chain(manual(), step("set", "data.set", {"values": {"done": True}}))
+        )
+        await db.runtimes.register("elsewhere", host="another-machine", pid=1)
+        await db.runs.store(
+            RunRecord(
+                id="r1",
+                flow_id=flow.id,
+                flow_version=1,
+                trigger=None,
+                status="running",
+                input={"n": 1},
+                output=None,
+                error=None,
+                created_at=datetime.now(UTC),
+                started_at=None,
+                finished_at=None,
+                owner="elsewhere",
+            )
+        )
+    finally:
+        await db.close()
+
+
+async def test_a_run_of_a_runtime_elsewhere_is_resumed_only_once_that_one_falls_silent(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    await a_run_owned_elsewhere(data_dir)
+    runtime = Runtime(Settings(data_dir=data_dir))
+    await runtime.start()
+    try:
+        assert (await runtime.db.runs.get("r1")).status == "running"  # its owner is alive
+        assert not runtime.is_running("r1")
+
+        with sqlite3.connect(data_dir / "flowloom.db") as connection:  # silent since 2001
+            connection.execute("UPDATE runtimes SET seen_at = '2001-01-01 00:00:00.000000'")
+        report = await runtime.recover()
+        assert report == {"resumed": 1, "interrupted": 0}
+        result = await runtime.wait("r1", 10)
+        run = await runtime.db.runs.get("r1")
+    finally:
+        await runtime.stop()
+
+    assert result is not None and result.status == "succeeded"
+    assert (run.status, run.owner, run.output) == (
+        "succeeded",
+        runtime.instance_id,
+        {"n": 1, "done": True},
+    )
+
+
+async def test_only_one_of_two_runtimes_resumes_a_run_left_behind(tmp_path: Path) -> None:
+    # Two runtimes start at once beside a run whose owner is gone: one claim wins.
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    await a_run_owned_elsewhere(data_dir)
+    with sqlite3.connect(data_dir / "flowloom.db") as connection:
+        connection.execute("DELETE FROM runtimes")  # its owner is gone without a trace
+    one = Runtime(Settings(data_dir=data_dir))
+    other = Runtime(Settings(data_dir=data_dir))
+    await one.start(recover=False)
+    await other.start(recover=False)
+    try:
+        reports = await asyncio.gather(one.recover(), other.recover())
+        owner = (await one.db.runs.get("r1")).owner
+    finally:
+        await one.stop()
+        await other.stop()
+
+    assert sorted(report["resumed"] for report in reports) == [0, 1]
+    assert owner == (one.instance_id if reports[0]["resumed"] else other.instance_id)
+
+
+async def test_a_stopped_runtime_leaves_no_trace_and_its_runs_are_anybodys(
+    tmp_path: Path,
+) -> None:
+    runtime = Runtime(Settings(data_dir=tmp_path / "data"))
+    await runtime.start()
+    registered = [r.id for r in await runtime.db.runtimes.list()]
+    await runtime.stop()
+    db = await Database.open(
+        f"sqlite+aiosqlite:///{tmp_path / 'data' / 'flowloom.db'}", data_dir=tmp_path / "data"
+    )
+    try:
+        left = await db.runtimes.list()
+    finally:
+        await db.close()
+
+    assert registered == [runtime.instance_id]
+    assert left == []
