@@ -3,6 +3,9 @@
 Each runtime registers itself when it starts, says it is alive every few seconds, and goes
 away when it stops. A runtime starting beside others leaves their runs to them: see
 `studio.runtime.Runtime.recover`, which decides from these rows who is still alive.
+
+Heartbeats are stamped with the database's clock (`clock`), so runtimes on machines whose
+clocks disagree still judge each other's silence right (SQLite is only ever one machine's).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 
 from storage.engines import DatabaseEngines
 from storage.models import Runtime, utc_now
@@ -29,8 +32,19 @@ class RuntimeRepository:
     def __init__(self, engines: DatabaseEngines) -> None:
         self._engines = engines
 
+    def _now(self) -> ColumnElement[datetime] | datetime:
+        return func.now() if self._engines.dialect == "postgresql" else utc_now()
+
+    async def clock(self) -> datetime:
+        """The time now by the clock that stamps heartbeats."""
+        if self._engines.dialect != "postgresql":
+            return utc_now()
+        async with self._engines.reading() as session:
+            now: datetime = (await session.execute(select(func.now()))).scalar_one()
+            return now
+
     async def register(self, runtime_id: str, *, host: str, pid: int) -> None:
-        now = utc_now()
+        now = self._now()
         async with self._engines.writing() as session:
             await session.execute(
                 insert(Runtime).values(
@@ -41,7 +55,7 @@ class RuntimeRepository:
     async def heartbeat(self, runtime_id: str) -> None:
         async with self._engines.writing() as session:
             await session.execute(
-                update(Runtime).where(Runtime.id == runtime_id).values(seen_at=utc_now())
+                update(Runtime).where(Runtime.id == runtime_id).values(seen_at=self._now())
             )
 
     async def unregister(self, runtime_id: str) -> None:

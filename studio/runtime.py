@@ -384,7 +384,8 @@ class Runtime:
         owners were, or a sub-flow's) only when no other process is alive.
         """
         resumed = interrupted = 0
-        alive = {runtime.id for runtime in await self.db.runtimes.list() if self._alive(runtime)}
+        now = await self.db.runtimes.clock()
+        alive = {r.id for r in await self.db.runtimes.list() if self._alive(r, now)}
         others_alive = bool(alive - {self.instance_id})
         for run in await self.db.runs.unfinished():
             if run.id in self._running or run.owner in alive:
@@ -444,8 +445,8 @@ class Runtime:
             await asyncio.sleep(self.settings.heartbeat_s)
             try:
                 await self.db.runtimes.heartbeat(self.instance_id)
-                runtimes = await self.db.runtimes.list()
-                gone = [runtime for runtime in runtimes if not self._alive(runtime)]
+                now = await self.db.runtimes.clock()
+                gone = [r for r in await self.db.runtimes.list() if not self._alive(r, now)]
                 if gone:
                     await self.recover()
                     for runtime in gone:
@@ -453,12 +454,12 @@ class Runtime:
             except Exception:  # the database may be away for a while: try again next beat
                 log.exception("could not update this runtime's heartbeat")
 
-    def _alive(self, runtime: RuntimeRecord) -> bool:
+    def _alive(self, runtime: RuntimeRecord, now: datetime) -> bool:
         """Whether a registered runtime still runs: one of this process, a process of this
-        machine that exists, or one elsewhere heard of lately."""
+        machine that exists, or one elsewhere heard of lately (by the database's clock)."""
         if runtime.id in _HERE:
             return True
-        silent_s = (datetime.now(UTC) - runtime.seen_at).total_seconds()
+        silent_s = (now - runtime.seen_at).total_seconds()
         if silent_s > STALE_AFTER_BEATS * self.settings.heartbeat_s:
             return False
         if runtime.host != socket.gethostname() or os.name != "posix":

@@ -109,3 +109,18 @@ async def test_a_stopped_runtime_leaves_no_trace_and_its_runs_are_anybodys(
 
     assert registered == [runtime.instance_id]
     assert left == []
+
+
+async def test_runtimes_register_beat_and_go_by_the_databases_clock(db: Database) -> None:
+    await db.runtimes.register("a", host="machine-a", pid=123)
+    [registered] = await db.runtimes.list()
+    await asyncio.sleep(0.02)
+    await db.runtimes.heartbeat("a")
+    [beaten] = await db.runtimes.list()
+    now = await db.runtimes.clock()
+    await db.runtimes.unregister("a")
+
+    assert (beaten.id, beaten.host, beaten.pid) == ("a", "machine-a", 123)
+    assert registered.started_at == beaten.started_at == registered.seen_at
+    assert registered.seen_at < beaten.seen_at <= now
+    assert await db.runtimes.list() == []
