@@ -63,8 +63,15 @@ class RunRecorder:
     loop runs, and `await recorder.stop()` (which flushes) on shutdown.
     """
 
-    def __init__(self, store: RunStore, *, interval_s: float = 0.05) -> None:
+    def __init__(
+        self, store: RunStore, *, interval_s: float = 0.05, owner: str | None = None
+    ) -> None:
         self._store = store
+        #: Stored as the `owner` of every run it sees start (its runtime's id), sub-flows'
+        #: runs included.
+        self._started: dict[str, Any] = {"status": "running"}
+        if owner is not None:
+            self._started["owner"] = owner
         self._interval_s = interval_s
         self._runs: dict[str, dict[str, Any]] = {}
         self._steps: dict[int, tuple[str, int, StepRecord]] = {}
@@ -86,7 +93,7 @@ class RunRecorder:
         if isinstance(event, _STEP_EVENTS):
             self._step(event.run_id, event.step)
         elif isinstance(event, RunStarted):
-            self._run(event.run_id, status="running", started_at=event.at)
+            self._run(event.run_id, started_at=event.at, **self._started)
         elif isinstance(event, RunFinished):
             self._run(
                 event.run_id,

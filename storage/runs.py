@@ -41,7 +41,7 @@ STEPS = cast(Table, Step.__table__)
 KEYS = cast(Table, IdempotencyKey.__table__)
 
 #: What a run update passed to `record` may change.
-RUN_UPDATE_FIELDS = frozenset({"status", "output", "error", "started_at", "finished_at"})
+RUN_UPDATE_FIELDS = frozenset({"status", "output", "error", "started_at", "finished_at", "owner"})
 _RUN_UPDATE_KEYS = RUN_UPDATE_FIELDS | {"id"}
 _TIMES = ("started_at", "finished_at")
 #: Every column of a step row but its key, with the value used when a step dict lacks it.

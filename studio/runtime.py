@@ -118,7 +118,7 @@ class Runtime:
             secret_key=secret,
             max_payload_bytes=settings.max_payload_bytes,
         )
-        self._recorder = RunRecorder(self._db.runs)
+        self._recorder = RunRecorder(self._db.runs, owner=self.instance_id)
         self._engine = Engine(
             loader=self,
             listeners=[
@@ -381,7 +381,7 @@ class Runtime:
         """Resume every run a stopped process left unfinished, or mark it `interrupted`.
 
         Runs of FlowLoom processes still alive are theirs; runs with no owner (stored before
-        owners were, or a sub-flow's) only when no other process is alive.
+        runs had owners) are resumed only when no other process is alive.
         """
         resumed = interrupted = 0
         now = await self.db.runtimes.clock()

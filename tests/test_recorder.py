@@ -189,3 +189,17 @@ async def test_values_json_cannot_hold_are_stored_readably(db: Database) -> None
         "nan": "nan",
         "3": "int key",
     }
+
+
+async def test_runs_seen_starting_get_the_recorders_owner(db: Database) -> None:
+    # A sub-flow's run is stored first by the recorder: it names its runtime as the owner,
+    # so another FlowLoom process on the database knows the run is somebody's.
+    recorder = RunRecorder(db.runs, owner="runtime-1")
+    engine = Engine(listeners=[recorder])
+
+    await engine.run(chain(manual()), {"n": 1}, run_id="seen-starting")
+    await recorder.flush()
+    await engine.aclose()
+
+    run = await db.runs.get("seen-starting")
+    assert (run.status, run.owner) == ("succeeded", "runtime-1")
