@@ -36,19 +36,23 @@ def slow_flow(echo_url: str) -> dict[str, Any]:
     return document
 
 
-def start_slow_runs(
-    server: FlowLoomProcess, echo_server: EchoServer, orders: list[int]
+def start_runs(
+    server: FlowLoomProcess, document: dict[str, Any], orders: list[int]
 ) -> tuple[str, list[str]]:
-    """Save the slow flow on `server` and start one run per order: (flow id, run ids)."""
+    """Save the flow on `server` and start one run per order: (flow id, run ids)."""
     with server.client() as client:
-        flow_id = client.post(
-            "/api/v1/flows", json={"document": slow_flow(echo_server.url)}
-        ).json()["id"]
+        flow_id = client.post("/api/v1/flows", json={"document": document}).json()["id"]
         runs = [
             client.post(f"/api/v1/flows/{flow_id}/runs", json={"order": n}).json()["run_id"]
             for n in orders
         ]
     return flow_id, runs
+
+
+def start_slow_runs(
+    server: FlowLoomProcess, echo_server: EchoServer, orders: list[int]
+) -> tuple[str, list[str]]:
+    return start_runs(server, slow_flow(echo_server.url), orders)
 
 
 def test_killed_mid_run_resumes_from_the_last_finished_step(
@@ -147,13 +151,7 @@ def test_a_second_process_on_the_database_leaves_the_first_ones_runs_alone(
     first = FlowLoomProcess(tmp_path / "data").start()
     second = FlowLoomProcess(tmp_path / "data")
     try:
-        with first.client() as client:
-            flow_id = client.post(
-                "/api/v1/flows", json={"document": delay_then_call(echo_server.url)}
-            ).json()["id"]
-            run_id = client.post(f"/api/v1/flows/{flow_id}/runs", json={"order": 7}).json()[
-                "run_id"
-            ]
+        _, (run_id,) = start_runs(first, delay_then_call(echo_server.url), [7])
         first.wait_for_run(run_id, lambda r: any(s["node_id"] == "wait" for s in r["steps"]))
         second.start()  # recovers at start
         first.wait_for_run(run_id, lambda r: r["status"] in FINAL)
@@ -178,13 +176,7 @@ def test_the_runs_of_a_killed_process_are_taken_over_by_a_live_one(
     doomed = FlowLoomProcess(tmp_path / "data", env=beat).start()
     survivor = FlowLoomProcess(tmp_path / "data", env=beat).start()
     try:
-        with doomed.client() as client:
-            flow_id = client.post(
-                "/api/v1/flows", json={"document": delay_then_call(echo_server.url)}
-            ).json()["id"]
-            run_id = client.post(f"/api/v1/flows/{flow_id}/runs", json={"order": 8}).json()[
-                "run_id"
-            ]
+        _, (run_id,) = start_runs(doomed, delay_then_call(echo_server.url), [8])
         doomed.wait_for_run(run_id, lambda r: any(s["node_id"] == "wait" for s in r["steps"]))
         doomed.kill()
         run = survivor.wait_for_run(run_id, lambda r: r["status"] in FINAL)
