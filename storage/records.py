@@ -148,3 +148,14 @@ class DeliveryRecord:
     response: str | None
     duration_ms: float
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeRecord:
+    """A FlowLoom process running flows on the database, as it last said it was alive."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    seen_at: datetime

@@ -10,25 +10,18 @@ clocks disagree still judge each other's silence right (SQLite is only ever one 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, delete, func, insert, select, update
 
 from storage.engines import DatabaseEngines
 from storage.models import Runtime, utc_now
-
-
-@dataclass(frozen=True, slots=True)
-class RuntimeRecord:
-    id: str
-    host: str
-    pid: int
-    started_at: datetime
-    seen_at: datetime
+from storage.records import RuntimeRecord
 
 
 class RuntimeRepository:
+    """The `runtimes` table: register, heartbeat, unregister, list (`Database.runtimes`)."""
+
     def __init__(self, engines: DatabaseEngines) -> None:
         self._engines = engines
 
@@ -61,11 +54,6 @@ class RuntimeRepository:
     async def unregister(self, runtime_id: str) -> None:
         async with self._engines.writing() as session:
             await session.execute(delete(Runtime).where(Runtime.id == runtime_id))
-
-    async def forget_older_than(self, seen_before: datetime) -> None:
-        """Drop the rows of runtimes not heard of since `seen_before` (long dead)."""
-        async with self._engines.writing() as session:
-            await session.execute(delete(Runtime).where(Runtime.seen_at < seen_before))
 
     async def list(self) -> list[RuntimeRecord]:
         async with self._engines.reading() as session:

@@ -42,8 +42,7 @@ from engine.ids import new_run_id
 from engine.metrics import RunMetrics
 from engine.recorder import RunRecorder
 from engine.settings import Settings
-from storage import Database, FlowRecord, NotFound, RunRecord, StepRow
-from storage.runtimes import RuntimeRecord
+from storage import Database, FlowRecord, NotFound, RunRecord, RuntimeRecord, StepRow
 from studio.schedules import ScheduleService
 from studio.subscriptions import SubscriptionService
 from studio.webhooks import WebhookService
@@ -381,11 +380,11 @@ class Runtime:
         """Resume every run a stopped process left unfinished, or mark it `interrupted`.
 
         Runs of FlowLoom processes still alive are theirs; runs with no owner (stored before
-        runs had owners) are resumed only when no other process is alive.
+        runs had owners) are resumed only when no other process is alive. The processes that
+        are gone are forgotten afterwards.
         """
         resumed = interrupted = 0
-        now = await self.db.runtimes.clock()
-        alive = {r.id for r in await self.db.runtimes.list() if self._alive(r, now)}
+        alive, gone = await self._liveness()
         others_alive = bool(alive - {self.instance_id})
         for run in await self.db.runs.unfinished():
             if run.id in self._running or run.owner in alive:
@@ -410,6 +409,8 @@ class Runtime:
                 },
                 finished_at=datetime.now(UTC).timestamp(),
             )
+        for runtime_id in gone:  # their runs are resumed (or another process's to resume)
+            await self.db.runtimes.unregister(runtime_id)
         if resumed or interrupted:
             log.info("recovered unfinished runs", resumed=resumed, interrupted=interrupted)
         return {"resumed": resumed, "interrupted": interrupted}
@@ -445,14 +446,20 @@ class Runtime:
             await asyncio.sleep(self.settings.heartbeat_s)
             try:
                 await self.db.runtimes.heartbeat(self.instance_id)
-                now = await self.db.runtimes.clock()
-                gone = [r for r in await self.db.runtimes.list() if not self._alive(r, now)]
+                _, gone = await self._liveness()
                 if gone:
                     await self.recover()
-                    for runtime in gone:
-                        await self.db.runtimes.unregister(runtime.id)
             except Exception:  # the database may be away for a while: try again next beat
                 log.exception("could not update this runtime's heartbeat")
+
+    async def _liveness(self) -> tuple[set[str], set[str]]:
+        """The ids of the registered runtimes that are alive, and of those that are gone."""
+        now = await self.db.runtimes.clock()
+        alive: set[str] = set()
+        gone: set[str] = set()
+        for runtime in await self.db.runtimes.list():
+            (alive if self._alive(runtime, now) else gone).add(runtime.id)
+        return alive, gone
 
     def _alive(self, runtime: RuntimeRecord, now: datetime) -> bool:
         """Whether a registered runtime still runs: one of this process, a process of this

@@ -57,12 +57,15 @@ async def test_a_run_of_a_runtime_elsewhere_is_resumed_only_once_that_one_falls_
             connection.execute("UPDATE runtimes SET seen_at = '2001-01-01 00:00:00.000000'")
         report = await runtime.recover()
         assert report == {"resumed": 1, "interrupted": 0}
-        result = await runtime.wait("r1", 10)
+        for _ in range(500):  # a one-step run: it may be over before recover returns
+            if not runtime.is_running("r1"):
+                break
+            await asyncio.sleep(0.01)
+        await runtime.flushed()
         run = await runtime.db.runs.get("r1")
     finally:
         await runtime.stop()
 
-    assert result is not None and result.status == "succeeded"
     assert (run.status, run.owner, run.output) == (
         "succeeded",
         runtime.instance_id,
