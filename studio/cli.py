@@ -116,11 +116,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options whose value may itself start with "-" (one Fernet key in 64 does).
+_VALUE_OPTIONS = ("--new-key",)
+
+
+def _values_attached(argv: Sequence[str]) -> list[str]:
+    """`--new-key VALUE` as `--new-key=VALUE`: argparse takes a VALUE starting with "-" for
+    an option and fails with "expected one argument"."""
+    attached: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if word in _VALUE_OPTIONS:
+            value = next(words, None)
+            attached.append(word if value is None else f"{word}={value}")
+        else:
+            attached.append(word)
+    return attached
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `flowloom` command line; returns the process exit code."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_values_attached(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:
