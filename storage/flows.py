@@ -41,15 +41,47 @@ class FlowRepository:
     def __init__(self, engines: DatabaseEngines) -> None:
         self._engines = engines
         self._watchers: list[FlowWatcher] = []
+        # flow id -> (version, active) as this process last knew it (see `follow`)
+        self._known: dict[str, tuple[int, bool]] | None = None
 
     def watch(self, watcher: FlowWatcher) -> None:
         """Call `watcher(flow_id, flow or None)` after each committed create, save, restore,
-        (de)activation or delete made through this repository (triggers re-read flows so)."""
+        (de)activation or delete made through this repository (triggers re-read flows so),
+        and for each one another process made, as `follow` finds them."""
         self._watchers.append(watcher)
 
     def _changed(self, flow_id: str, flow: FlowRecord | None) -> None:
+        if self._known is not None:
+            if flow is None:
+                self._known.pop(flow_id, None)
+            else:
+                self._known[flow_id] = (flow.version, flow.active)
         for watcher in self._watchers:
             watcher(flow_id, flow)
+
+    async def follow(self) -> int:
+        """Tell the watchers of the flows other processes sharing the database saved,
+        (de)activated or deleted since the last call, as if the change was made here; how
+        many there were. Only changes of flows that are or were active count (nothing else
+        listens). The first call notes how the flows are and tells nothing."""
+        async with self._engines.reading() as session:
+            rows = (await session.execute(select(Flow.id, Flow.version, Flow.active))).all()
+        now = {row.id: (row.version, bool(row.active)) for row in rows}
+        known, self._known = self._known, now
+        if known is None:
+            return 0
+        told = 0
+        for flow_id in now.keys() | known.keys():
+            before, after = known.get(flow_id), now.get(flow_id)
+            if before == after or not ((before and before[1]) or (after and after[1])):
+                continue
+            try:  # read it again: it may have changed once more since
+                flow: FlowRecord | None = await self.get(flow_id)
+            except NotFound:
+                flow = None
+            self._changed(flow_id, flow)
+            told += 1
+        return told
 
     async def create(
         self, document: Mapping[str, Any], *, message: str | None = None

@@ -10,7 +10,8 @@ Several FlowLoom processes may share one database (the studio and `flowloom serv
 Each registers itself in the `runtimes` table, owns the runs it starts (`runs.owner`) and
 says every `heartbeat_s` that it is alive. A process resumes only the runs of processes that
 are gone (killed, or not heard of for `STALE_AFTER_BEATS` heartbeats), and one claim decides
-who does.
+who does. Every `flow_sync_s` each process also picks up the flows the others saved,
+(de)activated or deleted, so a flow activated in the studio listens in `flowloom serve` too.
 """
 
 from __future__ import annotations
@@ -137,10 +138,12 @@ class Runtime:
         if recover:
             await self.recover()
         self._in_background(self._beat())
+        await self.db.flows.follow()  # from here on, other processes' changes are followed
         await self.subscriptions.start()
         await self.webhooks.start()
         await self.schedules.start()
         self._in_background(self._prune_periodically())
+        self._in_background(self._follow_flows())
 
     async def stop(self) -> None:
         """Stop without losing runs: those still going stay `running` and resume next start."""
@@ -480,6 +483,15 @@ class Runtime:
         except PermissionError:  # it exists, as another user's
             return True
         return True
+
+    async def _follow_flows(self) -> None:
+        """Make triggers follow the flows other processes change (see `FlowRepository.follow`)."""
+        while True:
+            await asyncio.sleep(self.settings.flow_sync_s)
+            try:
+                await self.db.flows.follow()
+            except Exception:  # the database may be away for a while: try again soon
+                log.exception("could not look for flows changed elsewhere")
 
     async def _prune_periodically(self) -> None:
         while True:

@@ -1,0 +1,145 @@
+"""Processes sharing a database follow each other's flow changes: a flow activated, saved,
+deactivated or deleted through one runtime changes the webhooks and schedules of the other
+within `flow_sync_s`, and a schedule both follow still fires once per firing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from engine.settings import Settings
+from studio.runtime import Runtime
+from studio.webhooks import HookRoutes
+from tests.documents import flow, step
+
+SYNC_S = 0.05
+
+
+def hook_and_schedule(every_s: float = 3600.0) -> dict[str, Any]:
+    document = flow(
+        [
+            step("hook", "trigger.webhook", {"response": "sync"}),
+            step("tick", "trigger.schedule", {"every_s": every_s}),
+            step("mark", "data.set", {"values": {"seen": True}}),
+        ],
+        [("hook", "mark"), ("tick", "mark")],
+    )
+    document["name"] = "Shared"
+    return document
+
+
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[tuple[Runtime, Runtime]]:
+    """Two runtimes on one database, as the studio and `flowloom serve` would be."""
+    settings = Settings(data_dir=tmp_path / "data", flow_sync_s=SYNC_S)
+    here, there = Runtime(settings), Runtime(settings)
+    await here.start()
+    await there.start(recover=False)
+    yield here, there
+    await there.stop()
+    await here.stop()
+
+
+async def until(check: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    """Wait until `check()` holds; fail naming `what` if it never does."""
+    for _ in range(int(timeout_s / 0.01)):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def call(runtime: Runtime, token: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=HookRoutes(_no_app, runtime.webhooks))
+    async with httpx.AsyncClient(transport=transport, base_url="http://flowloom") as client:
+        return await client.post(f"/hooks/{token}", json={"n": 1})
+
+
+async def _no_app(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("only /hooks/ is called here")
+
+
+def listens(runtime: Runtime, flow_id: str) -> list[int]:
+    """The versions of `flow_id` the runtime's webhooks answer with."""
+    return [t.flow.version for t in runtime.webhooks.targets() if t.flow.id == flow_id]
+
+
+async def test_a_flow_activated_in_one_process_listens_in_the_other(
+    pair: tuple[Runtime, Runtime],
+) -> None:
+    here, there = pair
+    created = await here.db.flows.create(hook_and_schedule())
+    token = (await here.webhooks.tokens(created))["hook"]
+    assert (await call(there, token)).status_code == 404
+
+    active = await here.db.flows.set_active(created.id, True)
+    await here.webhooks.refresh(active)
+    await until(lambda: listens(there, created.id) == [1], "the other process listens")
+    await until(lambda: bool(there.schedules.next_runs(created.id)), "the other plans it")
+
+    answer = await call(there, token)
+    assert answer.status_code == 200
+    assert answer.json()["seen"] is True
+
+
+async def test_saves_deactivation_and_deletion_follow_too(pair: tuple[Runtime, Runtime]) -> None:
+    here, there = pair
+    created = await here.db.flows.create(hook_and_schedule())
+    token = (await here.webhooks.tokens(created))["hook"]
+    await here.db.flows.set_active(created.id, True)
+    await until(lambda: listens(there, created.id) == [1], "the other process listens")
+
+    document = hook_and_schedule()
+    document["nodes"][2]["config"] = {"values": {"seen": "again"}}
+    await here.db.flows.update(created.id, document)
+    await until(lambda: listens(there, created.id) == [2], "the other runs the new version")
+    assert (await call(there, token)).json()["seen"] == "again"
+
+    await here.db.flows.set_active(created.id, False)
+    await until(lambda: listens(there, created.id) == [], "the other stops listening")
+    assert (await call(there, token)).status_code == 404
+    assert there.schedules.next_runs(created.id) == []
+
+    await here.db.flows.set_active(created.id, True)
+    await until(lambda: listens(there, created.id) == [2], "the other listens again")
+    await here.db.flows.delete(created.id)
+    await until(lambda: listens(there, created.id) == [], "the other forgets the flow")
+    assert there.schedules.next_runs(created.id) == []
+
+
+async def test_a_schedule_both_processes_follow_fires_once_each_time(
+    pair: tuple[Runtime, Runtime],
+) -> None:
+    here, there = pair
+    created = await here.db.flows.create(hook_and_schedule(every_s=0.2))
+    active = await here.db.flows.set_active(created.id, True)
+    await here.schedules.refresh(active)
+    await until(lambda: bool(there.schedules.next_runs(created.id)), "the other plans it")
+    await asyncio.sleep(1.0)
+    await here.db.flows.set_active(created.id, False)
+    await here.flushed()
+    await there.flushed()
+
+    runs, _ = await here.db.runs.list(flow_id=created.id, limit=1000)
+    fired = [run.input["fired_at"] for run in runs]
+    owners = {run.owner for run in runs}
+    assert len(fired) >= 3
+    assert len(set(fired)) == len(fired)  # each firing ran once
+    assert owners <= {here.instance_id, there.instance_id}
+
+
+async def test_flows_that_never_were_active_tell_nobody(pair: tuple[Runtime, Runtime]) -> None:
+    here, there = pair
+    told: list[str] = []
+    there.db.flows.watch(lambda flow_id, _: told.append(flow_id))
+    created = await here.db.flows.create(hook_and_schedule())
+    await here.db.flows.update(created.id, hook_and_schedule())
+    assert await there.db.flows.follow() == 0
+    await here.db.flows.set_active(created.id, True)
+    assert await there.db.flows.follow() == 1
+    assert told[-1] == created.id
