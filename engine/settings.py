@@ -80,10 +80,11 @@ class Settings(BaseSettings):
     it is alive; a process of the same machine that is gone (killed) has its unfinished runs
     taken over by a live one within about this long, one elsewhere after six times this."""
 
-    flow_sync_s: float = Field(default=1.0, gt=0)
-    """`FLOWLOOM_FLOW_SYNC_S`: how often this process looks for flows another process sharing
-    its database (the studio beside `flowloom serve`, say) saved, activated, deactivated or
-    deleted, so that their webhooks and schedules follow within about this long."""
+    sync_s: float = Field(default=1.0, gt=0)
+    """`FLOWLOOM_SYNC_S`: how often this process looks for what other processes sharing its
+    database (the studio beside `flowloom serve`, say) changed: flows saved, activated,
+    deactivated or deleted (their webhooks and schedules follow within about this long) and
+    requests to cancel runs this process executes."""
 
     webhook_rate_per_s: float = Field(default=100.0, gt=0)
     """`FLOWLOOM_WEBHOOK_RATE_PER_S`: calls per second each webhook URL accepts on average;

@@ -153,6 +153,15 @@ class Runtime(Base):
     seen_at: Mapped[datetime]
 
 
+class CancelRequest(Base):
+    """Somebody asked to cancel a run that another FlowLoom process (its owner) executes."""
+
+    __tablename__ = "cancel_requests"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    requested_at: Mapped[datetime]
+
+
 class Step(Base):
     """One visit of one node in a run; `seq` orders a run's steps as they started."""
 

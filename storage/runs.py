@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from storage.bulk import BulkWrite, GroupCommit, execute_rows_sqlite
 from storage.engines import DatabaseEngines
 from storage.jsontext import JSONText
-from storage.models import IdempotencyKey, Run, Step, utc_now
+from storage.models import CancelRequest, IdempotencyKey, Run, Step, utc_now
 from storage.records import (
     RUN_STATUSES,
     UNFINISHED,
@@ -319,6 +319,34 @@ class RunRepository:
                 .values(owner=owner)
             )
         return bool(result.rowcount)
+
+    async def request_cancel(self, run_id: str) -> None:
+        """Ask the process executing the run (its owner) to cancel it: see `cancel_requests`."""
+        async with self._engines.writer.begin() as connection:
+            await connection.execute(
+                upsert(self._engines.dialect, CancelRequest, keys=("run_id",), update=()),
+                {"run_id": run_id, "requested_at": utc_now()},
+            )
+
+    async def cancel_requests(self, owner: str) -> builtins.list[str]:
+        """The runs of `owner` somebody asked to cancel (`request_cancel`), oldest request
+        first; the requests are taken, so each is handed out once (to the owner, who alone
+        asks for its own)."""
+        async with self._engines.reader.connect() as connection:  # asked often, seldom any
+            requested = builtins.list(
+                await connection.scalars(
+                    select(CancelRequest.run_id)
+                    .join(Run, Run.id == CancelRequest.run_id)
+                    .where(Run.owner == owner)
+                    .order_by(CancelRequest.requested_at)
+                )
+            )
+        if requested:
+            async with self._engines.writer.begin() as connection:
+                await connection.execute(
+                    delete(CancelRequest).where(CancelRequest.run_id.in_(requested))
+                )
+        return requested
 
     async def set_status(
         self,

@@ -10,9 +10,9 @@
 They open the database of the settings (FLOWLOOM_DATA_DIR / FLOWLOOM_DATABASE_URL)
 directly, so they work whether a server runs or not. `--json` prints what the REST API
 would answer. Cancelling asks the server on FLOWLOOM_HOST:FLOWLOOM_PORT first, since only
-the process running a run can stop it; when no server answers there (or it does not run
-that run), a run still `queued` or `running` in the database is marked `cancelled` — a run
-some other process is still executing would then end with its own status.
+the process running a run can stop it; when no server answers there, the FlowLoom process
+that runs it (another one sharing the database) is asked through the database and stops it
+within about FLOWLOOM_SYNC_S, and a run whose process is gone is marked `cancelled`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -206,7 +207,8 @@ def _runs_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _runs_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    from storage import UNFINISHED, NotFound
+    from storage import NotFound
+    from studio.runtime import cancel_stored
 
     answer = _cancel_on_server(settings, args.run_id)
     if answer is not None:
@@ -217,19 +219,25 @@ def _runs_cancel(args: argparse.Namespace, settings: Settings) -> int:
         except NotFound as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_NOT_FOUND
-        if run.status not in UNFINISHED:
+        by = f"cli-{os.getpid()}"
+        ended = _with_database(settings, lambda db: cancel_stored(db, settings, run.id, by=by))
+        if ended is None:
             message = f"Run {run.id} is not running (it is {run.status}); nothing to cancel."
             if args.json:
                 _print_json({"run_id": run.id, "status": run.status, "cancelled": False})
             else:
                 print(message, file=sys.stderr)
             return EXIT_RUN_FAILED
-        _with_database(settings, lambda db: _mark_cancelled(db, run.id))
-        how, status = "in the database (no server was running it)", "cancelled"
+        how, status = "", ended
     if args.json:
         _print_json({"run_id": args.run_id, "status": status, "cancelled": True})
+    elif status == "cancelled":
+        print(f"Cancelled run {args.run_id}{' ' + how if how else ''}.")
     else:
-        print(f"Cancelled run {args.run_id} {how}.")
+        print(
+            f"Asked the FlowLoom process running run {args.run_id} to cancel it; it is still "
+            f"{status}. Check again with: flowloom runs show {args.run_id}"
+        )
     return EXIT_OK
 
 
@@ -248,20 +256,6 @@ def _cancel_on_server(settings: Settings, run_id: str) -> str | None:
         return None
     status: str = answer.json().get("status", "cancelled")
     return status
-
-
-async def _mark_cancelled(db: Database, run_id: str) -> None:
-    await db.runs.set_status(
-        run_id,
-        "cancelled",
-        error={
-            "message": "The run was cancelled from the command line.",
-            "node_id": None,
-            "node_name": None,
-            "type": "Cancelled",
-        },
-        finished_at=datetime.now(UTC).timestamp(),
-    )
 
 
 # -- plumbing ---------------------------------------------------------------------------------

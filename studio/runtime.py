@@ -10,8 +10,9 @@ Several FlowLoom processes may share one database (the studio and `flowloom serv
 Each registers itself in the `runtimes` table, owns the runs it starts (`runs.owner`) and
 says every `heartbeat_s` that it is alive. A process resumes only the runs of processes that
 are gone (killed, or not heard of for `STALE_AFTER_BEATS` heartbeats), and one claim decides
-who does. Every `flow_sync_s` each process also picks up the flows the others saved,
-(de)activated or deleted, so a flow activated in the studio listens in `flowloom serve` too.
+who does. Every `sync_s` each process also picks up the flows the others saved,
+(de)activated or deleted, so a flow activated in the studio listens in `flowloom serve` too,
+and the requests to cancel its runs made through another process (`cancel`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,15 @@ from engine.ids import new_run_id
 from engine.metrics import RunMetrics
 from engine.recorder import RunRecorder
 from engine.settings import Settings
-from storage import Database, FlowRecord, NotFound, RunRecord, RuntimeRecord, StepRow
+from storage import (
+    UNFINISHED,
+    Database,
+    FlowRecord,
+    NotFound,
+    RunRecord,
+    RuntimeRecord,
+    StepRow,
+)
 from studio.schedules import ScheduleService
 from studio.subscriptions import SubscriptionService
 from studio.webhooks import WebhookService
@@ -54,6 +63,8 @@ _COMPILED_CACHE_SIZE = 256
 PRUNE_EVERY_S = 3600.0
 #: A runtime not heard of for this many heartbeats (`Settings.heartbeat_s`) counts as gone.
 STALE_AFTER_BEATS = 6
+#: How long `cancel` waits for another process to stop a run it was asked to cancel.
+CANCEL_WAIT_S = 10.0
 #: The runtimes started in this process and not stopped (a test may start several).
 _HERE: set[str] = set()
 #: The flow document key holding pinned step outputs, `{node_id: output}` (see `pinned_steps`).
@@ -143,7 +154,7 @@ class Runtime:
         await self.webhooks.start()
         await self.schedules.start()
         self._in_background(self._prune_periodically())
-        self._in_background(self._follow_flows())
+        self._in_background(self._follow_others())
 
     async def stop(self) -> None:
         """Stop without losing runs: those still going stay `running` and resume next start."""
@@ -349,14 +360,21 @@ class Runtime:
         return run_id in self._running
 
     async def cancel(self, run_id: str) -> bool:
-        """Cancel a run in flight; False when it is not running here."""
+        """Cancel a queued or running run; False when there is no such run (or it is over).
+
+        A run of this runtime stops at once. One that another live FlowLoom process sharing
+        the database executes is stopped by that process, which looks for such requests every
+        `sync_s`: this waits up to `CANCEL_WAIT_S` for it. A run whose process is gone is
+        claimed (so nobody resumes it meanwhile) and marked `cancelled` (see `cancel_stored`).
+        """
         handle = self._running.get(run_id)
-        if handle is None:
-            return False
-        handle.cancel()
-        await asyncio.gather(handle.task, return_exceptions=True)
-        await self.flushed()
-        return True
+        if handle is not None:
+            handle.cancel()
+            await asyncio.gather(handle.task, return_exceptions=True)
+            await self.flushed()
+            return True
+        status = await cancel_stored(self.db, self.settings, run_id, by=self.instance_id)
+        return status is not None
 
     async def wait(
         self, run_id: str, timeout_s: float, *, recorded: bool = True
@@ -457,41 +475,22 @@ class Runtime:
 
     async def _liveness(self) -> tuple[set[str], set[str]]:
         """The ids of the registered runtimes that are alive, and of those that are gone."""
-        now = await self.db.runtimes.clock()
-        alive: set[str] = set()
-        gone: set[str] = set()
-        for runtime in await self.db.runtimes.list():
-            (alive if self._alive(runtime, now) else gone).add(runtime.id)
-        return alive, gone
+        return await liveness(self.db, self.settings.heartbeat_s)
 
-    def _alive(self, runtime: RuntimeRecord, now: datetime) -> bool:
-        """Whether a registered runtime still runs: one of this process, a process of this
-        machine that exists, or one elsewhere heard of lately (by the database's clock)."""
-        if runtime.id in _HERE:
-            return True
-        silent_s = (now - runtime.seen_at).total_seconds()
-        if silent_s > STALE_AFTER_BEATS * self.settings.heartbeat_s:
-            return False
-        if runtime.host != socket.gethostname() or os.name != "posix":
-            return True
-        if runtime.pid == os.getpid():  # this process's id, but not one of its runtimes
-            return False
-        try:
-            os.kill(runtime.pid, 0)  # signal 0 only asks whether the process exists
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # it exists, as another user's
-            return True
-        return True
-
-    async def _follow_flows(self) -> None:
-        """Make triggers follow the flows other processes change (see `FlowRepository.follow`)."""
+    async def _follow_others(self) -> None:
+        """Follow what other processes sharing the database change: flows (triggers follow
+        them, see `FlowRepository.follow`) and requests to cancel this runtime's runs."""
         while True:
-            await asyncio.sleep(self.settings.flow_sync_s)
+            await asyncio.sleep(self.settings.sync_s)
             try:
                 await self.db.flows.follow()
+                for run_id in await self.db.runs.cancel_requests(self.instance_id):
+                    handle = self._running.get(run_id)
+                    if handle is not None:
+                        log.info("cancelling a run as another process asked", run_id=run_id)
+                        handle.cancel()
             except Exception:  # the database may be away for a while: try again soon
-                log.exception("could not look for flows changed elsewhere")
+                log.exception("could not look for changes made by other processes")
 
     async def _prune_periodically(self) -> None:
         while True:
@@ -505,6 +504,78 @@ class Runtime:
                 log.exception("could not prune the run history")
             else:
                 log.info("pruned run history", **report)
+
+
+async def liveness(db: Database, heartbeat_s: float) -> tuple[set[str], set[str]]:
+    """The ids of the runtimes registered in `db` that are alive, and of those that are gone
+    (`heartbeat_s`: how often they say they are alive)."""
+    now = await db.runtimes.clock()
+    alive: set[str] = set()
+    gone: set[str] = set()
+    for runtime in await db.runtimes.list():
+        (alive if _alive(runtime, now, heartbeat_s) else gone).add(runtime.id)
+    return alive, gone
+
+
+def _alive(runtime: RuntimeRecord, now: datetime, heartbeat_s: float) -> bool:
+    """Whether a registered runtime still runs: one of this process, a process of this
+    machine that exists, or one elsewhere heard of lately (by the database's clock)."""
+    if runtime.id in _HERE:
+        return True
+    silent_s = (now - runtime.seen_at).total_seconds()
+    if silent_s > STALE_AFTER_BEATS * heartbeat_s:
+        return False
+    if runtime.host != socket.gethostname() or os.name != "posix":
+        return True
+    if runtime.pid == os.getpid():  # this process's id, but not one of its runtimes
+        return False
+    try:
+        os.kill(runtime.pid, 0)  # signal 0 only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's
+        return True
+    return True
+
+
+async def cancel_stored(db: Database, settings: Settings, run_id: str, *, by: str) -> str | None:
+    """Cancel a queued or running run that this process does not execute; the run's status
+    afterwards, None when there is no such run or it is over.
+
+    When another live FlowLoom process executes it, that process is asked to (it looks every
+    `sync_s`) and this waits up to `CANCEL_WAIT_S` for it to, so the status may still be
+    `running` when it did not. A run whose process is gone (or that never started) is claimed
+    for `by` (so nobody resumes it meanwhile) and marked `cancelled`.
+    """
+    try:
+        run = await db.runs.get(run_id)
+    except NotFound:
+        return None
+    if run.status not in UNFINISHED:
+        return None
+    alive, _ = await liveness(db, settings.heartbeat_s)
+    if run.owner is not None and run.owner != by and run.owner in alive:
+        await db.runs.request_cancel(run_id)
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while (status := (await db.runs.get(run_id)).status) in UNFINISHED:
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        return status
+    if not await db.runs.claim(run_id, owner=by, previous=run.owner):
+        return (await db.runs.get(run_id)).status  # another process took it over just now
+    await db.runs.set_status(
+        run_id,
+        "cancelled",
+        error={
+            "message": "The run was cancelled while no FlowLoom process was running it.",
+            "node_id": None,
+            "node_name": None,
+            "type": "Cancelled",
+        },
+        finished_at=datetime.now(UTC).timestamp(),
+    )
+    return "cancelled"
 
 
 def pinned_steps(document: Mapping[str, Any]) -> list[StepRecord]:

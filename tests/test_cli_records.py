@@ -185,8 +185,51 @@ def test_cancel_without_a_server_marks_the_run_cancelled(
     assert answer == {"run_id": ids[2], "status": "cancelled", "cancelled": True}
     assert run.status == "cancelled"
     assert run.finished_at is not None and run.finished_at <= datetime.now(UTC)
-    assert "command line" in (run.error or {})["message"]
+    assert "no FlowLoom process was running it" in (run.error or {})["message"]
     assert "not running (it is succeeded)" in refused
+
+
+def test_cancel_reaches_a_server_on_another_port_through_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The server running the run is not the one FLOWLOOM_PORT names (nothing answers there):
+    # the request goes through the database, and the server stops its own run.
+    server = FlowLoomProcess(tmp_path / "data", env={"FLOWLOOM_SYNC_S": "0.1"}).start()
+    try:
+        with httpx.Client(base_url=f"{server.url}/api/v1", timeout=15) as api:
+            document = chain(manual(), step("wait", "flow.delay", {"seconds": 30}))
+            document["name"] = "Waits"
+            created = api.post("/flows", json={"document": document}).json()
+            run_id = api.post(f"/flows/{created['id']}/runs").json()["run_id"]
+            server.wait_for_run(run_id, lambda r: r["status"] == "running")
+            code = cancel_from_cli(monkeypatch, server.data_dir, free_port(), run_id)
+            run = api.get(f"/runs/{run_id}").json()
+    finally:
+        server.stop()
+
+    assert code == 0
+    assert f"Cancelled run {run_id}." in capsys.readouterr().out
+    assert run["status"] == "cancelled"
+    assert run["steps"][-1]["status"] == "cancelled"  # the server stopped the step itself
+
+
+def cancel_from_cli(monkeypatch: pytest.MonkeyPatch, data_dir: Path, port: int, run_id: str) -> int:
+    """`flowloom runs cancel RUN_ID` with the settings of a server on `port`."""
+    for name in ("FLOWLOOM_DATABASE_URL", "FLOWLOOM_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FLOWLOOM_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("FLOWLOOM_HOST", "127.0.0.1")
+    monkeypatch.setenv("FLOWLOOM_PORT", str(port))
+    get_settings.cache_clear()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        return main(["runs", "cancel", run_id])
+    finally:
+        get_settings.cache_clear()
+        structlog.reset_defaults()
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def test_cancel_asks_the_server_that_runs_it(
@@ -200,21 +243,7 @@ def test_cancel_asks_the_server_that_runs_it(
             created = api.post("/flows", json={"document": document}).json()
             run_id = api.post(f"/flows/{created['id']}/runs").json()["run_id"]
             server.wait_for_run(run_id, lambda r: r["status"] == "running")
-            for name in ("FLOWLOOM_DATABASE_URL", "FLOWLOOM_SECRET_KEY"):
-                monkeypatch.delenv(name, raising=False)
-            monkeypatch.setenv("FLOWLOOM_DATA_DIR", str(server.data_dir))
-            monkeypatch.setenv("FLOWLOOM_HOST", "127.0.0.1")
-            monkeypatch.setenv("FLOWLOOM_PORT", str(server.port))
-            get_settings.cache_clear()
-            root = logging.getLogger()
-            handlers, level = root.handlers[:], root.level
-            try:
-                code = main(["runs", "cancel", run_id])
-            finally:
-                get_settings.cache_clear()
-                structlog.reset_defaults()
-                root.handlers[:] = handlers
-                root.setLevel(level)
+            code = cancel_from_cli(monkeypatch, server.data_dir, server.port, run_id)
             run = api.get(f"/runs/{run_id}").json()
     finally:
         server.stop()

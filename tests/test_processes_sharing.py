@@ -1,11 +1,13 @@
-"""Processes sharing a database follow each other's flow changes: a flow activated, saved,
-deactivated or deleted through one runtime changes the webhooks and schedules of the other
-within `flow_sync_s`, and a schedule both follow still fires once per firing."""
+"""Processes sharing a database follow each other: a flow activated, saved, deactivated or
+deleted through one runtime changes the webhooks and schedules of the other within `sync_s`
+(a schedule both follow still fires once per firing), and a run one of them executes can be
+cancelled through the other."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import pytest
 from engine.settings import Settings
 from studio.runtime import Runtime
 from studio.webhooks import HookRoutes
-from tests.documents import flow, step
+from tests.documents import chain, flow, manual, step
 
 SYNC_S = 0.05
 
@@ -36,7 +38,7 @@ def hook_and_schedule(every_s: float = 3600.0) -> dict[str, Any]:
 @pytest.fixture
 async def pair(tmp_path: Path) -> AsyncIterator[tuple[Runtime, Runtime]]:
     """Two runtimes on one database, as the studio and `flowloom serve` would be."""
-    settings = Settings(data_dir=tmp_path / "data", flow_sync_s=SYNC_S)
+    settings = Settings(data_dir=tmp_path / "data", sync_s=SYNC_S)
     here, there = Runtime(settings), Runtime(settings)
     await here.start()
     await there.start(recover=False)
@@ -143,3 +145,39 @@ async def test_flows_that_never_were_active_tell_nobody(pair: tuple[Runtime, Run
     await here.db.flows.set_active(created.id, True)
     assert await there.db.flows.follow() == 1
     assert told[-1] == created.id
+
+
+async def test_a_run_is_cancelled_through_a_process_that_does_not_run_it(
+    pair: tuple[Runtime, Runtime],
+) -> None:
+    here, there = pair
+    document = chain(manual(), step("wait", "flow.delay", {"seconds": 30}))
+    created = await here.db.flows.create(document)
+    record = await here.submit(created, {})
+    await until(lambda: here.is_running(record.id), "the run starts")
+
+    assert await there.cancel(record.id) is True
+    await until(lambda: not here.is_running(record.id), "its own process stops it")
+    await here.flushed()
+    run = await there.db.runs.get(record.id)
+
+    assert run.status == "cancelled"
+    assert run.owner == here.instance_id
+    assert run.steps[-1].status == "cancelled"  # the owner stopped the step itself
+    assert await there.cancel(record.id) is False  # over now
+
+
+async def test_a_run_whose_process_is_gone_is_marked_cancelled(
+    pair: tuple[Runtime, Runtime],
+) -> None:
+    here, there = pair
+    created = await here.db.flows.create(chain(manual(), step("set", "data.set", {"values": {}})))
+    prepared = here.prepare(created, {})
+    gone = replace(prepared.record, owner="gone-runtime", status="running")
+    await here.db.runs.store(gone)  # a run left behind by a process nobody knows any more
+
+    assert await there.cancel(gone.id) is True
+    run = await here.db.runs.get(gone.id)
+
+    assert (run.status, run.owner) == ("cancelled", there.instance_id)
+    assert "no FlowLoom process was running it" in (run.error or {})["message"]
