@@ -10,7 +10,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from storage.engines import DatabaseEngines
-from storage.models import Run, Schedule, WebhookToken, utc_now
+from storage.models import Flow, Run, Schedule, WebhookToken, utc_now
 from storage.records import RunRecord, StorageError
 from storage.runs import new_run_row
 from storage.upsert import upsert
@@ -103,6 +103,8 @@ class TriggerRepository:
 
         True for exactly one caller, even with several processes scheduling: the one that
         should start the run. It moves `next_run_at` on and sets `last_fired_at = due_at`.
+        Nobody wins once the flow is inactive: a firing that comes due while the flow is
+        being deactivated starts no run.
         The winner's `run` (the firing's run, normally `queued`) is stored in the same
         transaction, so a claimed firing always has its run, even if the process dies
         before starting it. StorageError when the claim or the run cannot be stored;
@@ -116,6 +118,7 @@ class TriggerRepository:
                         Schedule.flow_id == flow_id,
                         Schedule.node_id == node_id,
                         Schedule.next_run_at == due_at,
+                        select(Flow.id).where(Flow.id == flow_id, Flow.active).exists(),
                     )
                     .values(next_run_at=next_run_at, last_fired_at=due_at)
                 )

@@ -229,6 +229,7 @@ T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
 async def test_the_winning_claim_stores_the_firing_run_with_it(db: Database) -> None:
     created = await db.flows.create(schedule_flow({"cron": "0 12 * * *"}))
+    await db.flows.set_active(created.id, True)
     await db.triggers.save_schedule(created.id, "tick", next_run_at=T0)
     run = queued_run(created.id, T0)
     rival = queued_run(created.id, T0 + timedelta(seconds=1))
@@ -250,6 +251,7 @@ async def test_the_winning_claim_stores_the_firing_run_with_it(db: Database) -> 
 
 async def test_a_firing_whose_run_cannot_be_stored_stays_due(db: Database) -> None:
     created = await db.flows.create(schedule_flow({"cron": "0 12 * * *"}))
+    await db.flows.set_active(created.id, True)
     await db.triggers.save_schedule(created.id, "tick", next_run_at=T0)
     run = queued_run(created.id, T0)
     await db.runs.create(

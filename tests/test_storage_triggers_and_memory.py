@@ -55,6 +55,7 @@ async def test_schedules_keep_their_next_and_last_firing(db: Database) -> None:
 
 async def test_only_one_claim_of_a_firing_wins(db: Database) -> None:
     flow = await db.flows.create({"name": "Cron"})
+    await db.flows.set_active(flow.id, True)
     await db.triggers.save_schedule(flow.id, "cron", next_run_at=T0)
     next_time = T0 + timedelta(minutes=5)
 
@@ -64,6 +65,22 @@ async def test_only_one_claim_of_a_firing_wins(db: Database) -> None:
     assert (first, second) == (True, False)
     [schedule] = await db.triggers.schedules(flow.id)
     assert (schedule["next_run_at"], schedule["last_fired_at"]) == (next_time, T0)
+
+
+async def test_no_claim_wins_once_the_flow_is_inactive(db: Database) -> None:
+    # A firing that comes due while its flow is being deactivated starts nothing.
+    flow = await db.flows.create({"name": "Cron"})
+    await db.flows.set_active(flow.id, True)
+    await db.triggers.save_schedule(flow.id, "cron", next_run_at=T0)
+    await db.flows.set_active(flow.id, False)
+
+    claimed = await db.triggers.claim_firing(
+        flow.id, "cron", due_at=T0, next_run_at=T0 + timedelta(minutes=5)
+    )
+
+    assert claimed is False
+    [schedule] = await db.triggers.schedules(flow.id)
+    assert (schedule["next_run_at"], schedule["last_fired_at"]) == (T0, None)
 
 
 async def test_clear_forgets_schedules_and_optionally_keeps_webhook_urls(db: Database) -> None:
