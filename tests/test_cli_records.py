@@ -196,14 +196,7 @@ def test_cancel_reaches_a_server_on_another_port_through_the_database(
     # the request goes through the database, and the server stops its own run.
     server = FlowLoomProcess(tmp_path / "data", env={"FLOWLOOM_SYNC_S": "0.1"}).start()
     try:
-        with httpx.Client(base_url=f"{server.url}/api/v1", timeout=15) as api:
-            document = chain(manual(), step("wait", "flow.delay", {"seconds": 30}))
-            document["name"] = "Waits"
-            created = api.post("/flows", json={"document": document}).json()
-            run_id = api.post(f"/flows/{created['id']}/runs").json()["run_id"]
-            server.wait_for_run(run_id, lambda r: r["status"] == "running")
-            code = cancel_from_cli(monkeypatch, server.data_dir, free_port(), run_id)
-            run = api.get(f"/runs/{run_id}").json()
+        code, run_id, run = cancel_a_running_run(server, monkeypatch, port=free_port())
     finally:
         server.stop()
 
@@ -213,23 +206,33 @@ def test_cancel_reaches_a_server_on_another_port_through_the_database(
     assert run["steps"][-1]["status"] == "cancelled"  # the server stopped the step itself
 
 
-def cancel_from_cli(monkeypatch: pytest.MonkeyPatch, data_dir: Path, port: int, run_id: str) -> int:
-    """`flowloom runs cancel RUN_ID` with the settings of a server on `port`."""
-    for name in ("FLOWLOOM_DATABASE_URL", "FLOWLOOM_SECRET_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("FLOWLOOM_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("FLOWLOOM_HOST", "127.0.0.1")
-    monkeypatch.setenv("FLOWLOOM_PORT", str(port))
-    get_settings.cache_clear()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        return main(["runs", "cancel", run_id])
-    finally:
+def cancel_a_running_run(
+    server: FlowLoomProcess, monkeypatch: pytest.MonkeyPatch, *, port: int
+) -> tuple[int, str, dict[str, Any]]:
+    """Start a 30-second run on `server`, then `flowloom runs cancel` it with the settings of
+    a server on `port`: (the exit code, the run's id, the run afterwards)."""
+    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=15) as api:
+        document = chain(manual(), step("wait", "flow.delay", {"seconds": 30}))
+        document["name"] = "Waits"
+        created = api.post("/flows", json={"document": document}).json()
+        run_id = api.post(f"/flows/{created['id']}/runs").json()["run_id"]
+        server.wait_for_run(run_id, lambda r: r["status"] == "running")
+        for name in ("FLOWLOOM_DATABASE_URL", "FLOWLOOM_SECRET_KEY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("FLOWLOOM_DATA_DIR", str(server.data_dir))
+        monkeypatch.setenv("FLOWLOOM_HOST", "127.0.0.1")
+        monkeypatch.setenv("FLOWLOOM_PORT", str(port))
         get_settings.cache_clear()
-        structlog.reset_defaults()
-        root.handlers[:] = handlers
-        root.setLevel(level)
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        try:
+            code = main(["runs", "cancel", run_id])
+        finally:
+            get_settings.cache_clear()
+            structlog.reset_defaults()
+            root.handlers[:] = handlers
+            root.setLevel(level)
+        return code, run_id, api.get(f"/runs/{run_id}").json()
 
 
 def test_cancel_asks_the_server_that_runs_it(
@@ -237,14 +240,7 @@ def test_cancel_asks_the_server_that_runs_it(
 ) -> None:
     server = FlowLoomProcess(tmp_path / "data").start()
     try:
-        with httpx.Client(base_url=f"{server.url}/api/v1", timeout=15) as api:
-            document = chain(manual(), step("wait", "flow.delay", {"seconds": 30}))
-            document["name"] = "Waits"
-            created = api.post("/flows", json={"document": document}).json()
-            run_id = api.post(f"/flows/{created['id']}/runs").json()["run_id"]
-            server.wait_for_run(run_id, lambda r: r["status"] == "running")
-            code = cancel_from_cli(monkeypatch, server.data_dir, server.port, run_id)
-            run = api.get(f"/runs/{run_id}").json()
+        code, _, run = cancel_a_running_run(server, monkeypatch, port=server.port)
     finally:
         server.stop()
 

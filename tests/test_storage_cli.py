@@ -93,15 +93,20 @@ def test_rotate_key_generates_a_key_into_the_key_file_and_never_prints_it(
     }
 
 
-def test_a_new_key_starting_with_a_dash_is_taken_as_the_keys_value(
-    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # One generated Fernet key in 64 starts with "-"; argparse would read it as an option.
+def a_credential_under_an_old_passphrase(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credential "a" stored under the key "old passphrase", which FLOWLOOM_SECRET_KEY holds."""
     monkeypatch.setenv("FLOWLOOM_SECRET_KEY", "old passphrase")
     get_settings.cache_clear()
     in_database(
         data_dir, lambda db: db.credentials.put("a", "header", {"value": "v"}), "old passphrase"
     )
+
+
+def test_a_new_key_starting_with_a_dash_is_taken_as_the_keys_value(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One generated Fernet key in 64 starts with "-"; argparse would read it as an option.
+    a_credential_under_an_old_passphrase(data_dir, monkeypatch)
     new_key = "-" + Fernet.generate_key().decode()[1:]
 
     assert main(["credentials", "rotate-key", "--new-key", new_key]) == 0
@@ -114,11 +119,7 @@ def test_a_new_key_starting_with_a_dash_is_taken_as_the_keys_value(
 def test_rotate_key_with_the_key_in_the_environment_needs_the_new_key_given(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("FLOWLOOM_SECRET_KEY", "old passphrase")
-    get_settings.cache_clear()
-    in_database(
-        data_dir, lambda db: db.credentials.put("a", "header", {"value": "v"}), "old passphrase"
-    )
+    a_credential_under_an_old_passphrase(data_dir, monkeypatch)
 
     assert main(["credentials", "rotate-key"]) == 2
     assert "--new-key" in capsys.readouterr().err
