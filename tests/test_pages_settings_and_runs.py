@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from nicegui import Client
 
+from engine.settings import Settings
+from studio.runtime import Runtime
 from tests.documents import chain, manual, step
 from tests.studio_pages import Studio, studio
 
@@ -93,3 +96,49 @@ async def test_a_past_run_replays_on_its_canvas_and_runs_again_from_a_step(
     again = await studio.runtime.db.runs.get(runs[0].id)
     assert again.status == "succeeded"
     assert again.output == {"text": f"{first.id} 1"}  # Stamp's output came from the first run
+
+
+def waiting_flow() -> dict[str, Any]:
+    document = chain(manual(), step("wait", "flow.delay", {"seconds": 30}, name="Wait"))
+    document["name"] = "Waits"
+    return document
+
+
+async def test_a_running_run_is_stopped_from_its_page(studio: Studio) -> None:
+    flow = await studio.runtime.db.flows.create(waiting_flow())
+    record = await studio.runtime.submit(flow, {})
+    await studio.until(lambda: studio.runtime.is_running(record.id))
+    await studio.user.open(f"/runs/{record.id}")
+    await studio.sees("stop-run")
+    studio.user.find("stop-run").click()
+    await studio.sees("The run was stopped.")
+
+    run = await studio.runtime.db.runs.get(record.id)
+    assert run.status == "cancelled"
+    assert not studio.runtime.is_running(record.id)
+    await studio.user.open(f"/runs/{record.id}")
+    await studio.sees("The run was cancelled.")
+    assert len(studio.user.find("The run was cancelled.").elements) == 1  # said once
+    await studio.user.should_not_see("stop-run")  # nothing left to stop
+
+
+async def test_a_run_another_process_runs_is_stopped_from_its_page(
+    studio: Studio, tmp_path: Path
+) -> None:
+    # `flowloom serve` beside the studio on one database took a webhook; its run hangs.
+    serve = Runtime(Settings(data_dir=tmp_path / "data", sync_s=0.05))
+    await serve.start(recover=False)
+    try:
+        flow = await serve.db.flows.create(waiting_flow())
+        record = await serve.submit(flow, {})
+        await studio.until(lambda: serve.is_running(record.id))
+        await studio.user.open(f"/runs/{record.id}")
+        studio.user.find("stop-run").click()
+        await studio.sees("The run was stopped.")
+        await serve.flushed()
+        run = await studio.runtime.db.runs.get(record.id)
+    finally:
+        await serve.stop()
+
+    assert (run.status, run.owner) == ("cancelled", serve.instance_id)
+    assert run.steps[-1].status == "cancelled"  # serve stopped the step itself

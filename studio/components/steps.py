@@ -226,16 +226,20 @@ def run_outcome(
         "cancelled": "The run was cancelled.",
         "interrupted": "The run was interrupted.",
     }.get(status, f"The run ended: {status}.")
-    with (
-        ui.column()
-        .classes("w-full gap-2 bg-red-50 border border-red-200 rounded p-3")
-        .mark("run-error")
-    ):
+    # a cancelled run was stopped on purpose: told calmly, not as an error
+    calm = status == "cancelled"
+    box, icon, text = (
+        ("bg-slate-50 border-slate-200", "stop_circle", "text-slate-800")
+        if calm
+        else ("bg-red-50 border-red-200", "error", "text-red-900")
+    )
+    with ui.column().classes(f"w-full gap-2 border rounded p-3 {box}").mark("run-error"):
         with ui.row().classes("items-center gap-2 no-wrap"):
-            ui.icon("error", color="negative")
-            ui.label(headline).classes("font-medium text-red-900")
-        if error.get("message"):
-            ui.label(str(error["message"])).classes("text-sm text-red-900 whitespace-pre-wrap")
+            ui.icon(icon, color="grey-7" if calm else "negative")
+            ui.label(headline).classes(f"font-medium {text}")
+        message = str(error.get("message") or "")
+        if message and message != headline:
+            ui.label(message).classes(f"text-sm whitespace-pre-wrap {text}")
         if node_id and on_jump is not None:
             test_id(
                 ui.button(

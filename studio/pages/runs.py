@@ -6,7 +6,7 @@ from typing import Any
 
 from nicegui import ui
 
-from storage import RUN_STATUSES, NotFound, RunRecord
+from storage import RUN_STATUSES, UNFINISHED, NotFound, RunRecord
 from studio.components.canvas import FlowCanvas
 from studio.components.layout import empty_state, page_title, test_id
 from studio.components.node_catalog import node_types, type_title
@@ -158,6 +158,21 @@ async def run_page(runtime: Runtime, run_id: str) -> None:
         ui.notify(f"Running again from “{step.node_name}”…")
         ui.navigate.to(f"/runs/{record.id}")
 
+    async def stop(button: ui.button) -> None:
+        button.disable()
+        ui.notify("Stopping the run…")
+        if await runtime.cancel(run.id):  # here, or in the FlowLoom process that runs it
+            status = (await runtime.db.runs.get(run.id)).status
+            ui.notify(
+                "The run was stopped."
+                if status == "cancelled"
+                else f"Asked the run to stop; it is still {status_label(status).lower()}.",
+                type="positive" if status == "cancelled" else "warning",
+            )
+        else:
+            ui.notify("The run had already ended.")
+        ui.navigate.reload()
+
     with ui.row().classes(
         "w-full items-center gap-4 px-6 py-3 bg-white border-b border-slate-200 no-wrap"
     ):
@@ -173,6 +188,12 @@ async def run_page(runtime: Runtime, run_id: str) -> None:
                 f"version {run.flow_version or '—'}"
             ).classes("text-sm text-slate-500")
         ui.space()
+        if run.status in UNFINISHED:
+            stop_button = test_id(
+                ui.button("Stop run", icon="stop").props("outline color=negative"), "stop-run"
+            )
+            stop_button.on_click(lambda: stop(stop_button))
+            stop_button.tooltip("Cancel this run: its running steps stop at once")
         if run.flow_id and document:
             ui.button(
                 "Open the flow",
@@ -225,7 +246,7 @@ async def run_page(runtime: Runtime, run_id: str) -> None:
     failed = (run.error or {}).get("node_id")
     if failed:
         show_step(failed)
-    if run.status in ("queued", "running"):  # still going: show it again as it goes on
+    if run.status in UNFINISHED:  # still going: show it again as it goes on
         ui.timer(REFRESH_RUNNING_S, ui.navigate.reload, once=True)
 
 
