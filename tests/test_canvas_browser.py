@@ -290,6 +290,21 @@ def test_auto_layout_places_steps_left_to_right(page: Any, server: CanvasServer)
     assert y["start"] == y["middle"] == y["end"]
 
 
+def test_a_flow_without_positions_is_laid_out_when_drawn(page: Any, server: CanvasServer) -> None:
+    # As the REST API or an imported file may send it: no step says where it goes.
+    document = chain("start", "middle", "end")
+    for step in document["nodes"]:
+        del step["position"]
+    show(page, server, readonly=True, main=document)
+    page.wait_for_timeout(300)  # the layout engine loads on first use
+
+    boxes = {n: node(page, n).bounding_box() for n in ("start", "middle", "end")}
+    assert boxes["start"]["x"] + boxes["start"]["width"] < boxes["middle"]["x"]
+    assert boxes["middle"]["x"] + boxes["middle"]["width"] < boxes["end"]["x"]
+    assert boxes["start"]["y"] == boxes["middle"]["y"] == boxes["end"]["y"]
+    assert not server.events("change")  # drawing is not an edit
+
+
 # -- the view: drawing a flow, the minimap --------------------------------------------------
 
 
