@@ -73,7 +73,9 @@ class FlowRepository:
         told = 0
         for flow_id in now.keys() | known.keys():
             before, after = known.get(flow_id), now.get(flow_id)
-            if before == after or not ((before and before[1]) or (after and after[1])):
+            was_active = before is not None and before[1]
+            is_active = after is not None and after[1]
+            if before == after or not (was_active or is_active):
                 continue
             try:  # read it again: it may have changed once more since
                 flow: FlowRecord | None = await self.get(flow_id)
