@@ -13,6 +13,7 @@ from sqlalchemy import Table, case, extract, func, literal_column, select
 
 from storage.engines import DatabaseEngines
 from storage.models import Run, Step
+from storage.records import UNFINISHED
 
 RUNS = cast(Table, Run.__table__)
 STEPS = cast(Table, Step.__table__)
@@ -24,6 +25,12 @@ AGENT_TYPES = ("ai.agent", "ai.router")
 class StatsRepository:
     def __init__(self, engines: DatabaseEngines) -> None:
         self._engines = engines
+
+    async def runs_going_on(self) -> int:
+        """How many runs are queued or running now, whichever FlowLoom process runs them."""
+        query = select(func.count()).select_from(RUNS).where(RUNS.c.status.in_(UNFINISHED))
+        async with self._engines.reader.connect() as connection:
+            return int(await connection.scalar(query) or 0)
 
     async def runs_per_minute(self, since: datetime) -> list[dict[str, Any]]:
         """Runs created since `since`, counted per minute and status, oldest minute first:

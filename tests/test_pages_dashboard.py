@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from nicegui import ui
 
+from engine.settings import Settings
+from studio.runtime import Runtime
 from tests.documents import chain, manual, step
 from tests.studio_pages import Studio, studio
 
@@ -50,3 +54,25 @@ async def test_an_empty_chart_says_so_without_a_stray_axis_name(studio: Studio) 
     await studio.until(lambda: chart.options.get("title", {}).get("show") is True)
     assert chart.options["title"]["text"] == "No step has run since FlowLoom started"
     assert chart.options["yAxis"]["name"] == ""  # "seconds" hung over an empty chart
+
+
+async def test_runs_going_on_count_those_another_process_runs(
+    studio: Studio, tmp_path: Path
+) -> None:
+    # `flowloom serve` beside the studio on one database runs a webhook's long run.
+    serve = Runtime(Settings(data_dir=tmp_path / "data"))
+    await serve.start(recover=False)
+    try:
+        document = chain(manual(), step("wait", "flow.delay", {"seconds": 30}))
+        flow = await serve.db.flows.create(document)
+        record = await serve.submit(flow, {})
+        await studio.until(lambda: serve.is_running(record.id))
+        await studio.user.open("/dashboard")
+        await studio.sees("Runs going on now")
+        (label,) = studio.user.find(marker="dashboard-active").elements
+        assert isinstance(label, ui.label)
+        await studio.until(lambda: label.text == "1")
+        await serve.cancel(record.id)
+        await studio.until(lambda: label.text == "0", timeout_s=6)
+    finally:
+        await serve.stop()

@@ -140,7 +140,6 @@ class Dashboard:
 
     async def refresh(self) -> None:
         metrics = self.metrics
-        self.active.text = str(metrics.active_runs)
         runs = merged(list(metrics.run_durations.values()))
         self.latency.text = (
             f"{seconds_text(runs.quantile(0.5))} / {seconds_text(runs.quantile(0.95))}"
@@ -151,6 +150,8 @@ class Dashboard:
         self._steps()
         db = self.runtime.db
         now = datetime.now(UTC)
+        # from the database: the runs of every FlowLoom process sharing it (`flowloom serve`'s)
+        self.active.text = str(await db.stats.runs_going_on())
         per_minute = await db.stats.runs_per_minute(now - timedelta(hours=1))
         self._runs(per_minute, now)
         usage = await db.stats.usage(now - timedelta(hours=24))
