@@ -6,11 +6,30 @@ import asyncio
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from engine.settings import Settings
 from storage import Database, RunRecord
 from studio.runtime import Runtime
 from tests.documents import chain, manual, step
+
+
+def running_run(run_id: str, flow_id: str, *, owner: str, input: Any = None) -> RunRecord:
+    """A `running` run of version 1 of the flow, executed by runtime `owner`."""
+    return RunRecord(
+        id=run_id,
+        flow_id=flow_id,
+        flow_version=1,
+        trigger=None,
+        status="running",
+        input=input,
+        output=None,
+        error=None,
+        created_at=datetime.now(UTC),
+        started_at=None,
+        finished_at=None,
+        owner=owner,
+    )
 
 
 async def a_run_owned_elsewhere(data_dir: Path) -> None:
@@ -21,22 +40,7 @@ async def a_run_owned_elsewhere(data_dir: Path) -> None:
             chain(manual(), step("set", "data.set", {"values": {"done": True}}))
         )
         await db.runtimes.register("elsewhere", host="another-machine", pid=1)
-        await db.runs.store(
-            RunRecord(
-                id="r1",
-                flow_id=flow.id,
-                flow_version=1,
-                trigger=None,
-                status="running",
-                input={"n": 1},
-                output=None,
-                error=None,
-                created_at=datetime.now(UTC),
-                started_at=None,
-                finished_at=None,
-                owner="elsewhere",
-            )
-        )
+        await db.runs.store(running_run("r1", flow.id, owner="elsewhere", input={"n": 1}))
     finally:
         await db.close()
 
@@ -127,3 +131,18 @@ async def test_runtimes_register_beat_and_go_by_the_databases_clock(db: Database
     assert registered.started_at == beaten.started_at == registered.seen_at
     assert registered.seen_at < beaten.seen_at <= now
     assert await db.runtimes.list() == []
+
+
+async def test_a_cancel_request_is_handed_to_the_runs_owner_once(db: Database) -> None:
+    flow = await db.flows.create(chain(manual(), step("set", "data.set", {"values": {}})))
+    for run_id, owner in (("mine", "a"), ("theirs", "b")):
+        await db.runs.store(running_run(run_id, flow.id, owner=owner))
+
+    await db.runs.request_cancel("mine")
+    await db.runs.request_cancel("mine")  # asked twice: still one request
+    await db.runs.request_cancel("theirs")
+
+    assert await db.runs.cancel_requests("a") == ["mine"]
+    assert await db.runs.cancel_requests("a") == []  # taken
+    assert await db.runs.cancel_requests("b") == ["theirs"]
+    assert await db.runs.cancel_requests("nobody") == []
