@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/webhook_bench.py [--requests 20000] [--seconds 30] [--callers 10]
                                              [--mode async|sync|both] [--profile]
+                                             [--no-calibration]
 
 The server runs a `trigger.webhook → data.set` flow with every run stored (SQLite file in a
 temporary data dir). Each mode sends up to `--requests` calls (and stops after `--seconds`)
@@ -12,7 +13,10 @@ client in this process, so its own cost stays small next to the server's. It pri
 - that every answered call is stored: the runs in the database, counted after the load;
 - the server's peak resident memory (VmRSS from /proc) while under load;
 - cold start: from starting `flowloom serve` to its first webhook answer (a restart: the
-  modules' bytecode is cached, as after any earlier start).
+  modules' bytecode is cached, as after any earlier start);
+- how fast the machine is right now: a bare uvicorn app (the same HTTP stack, no FlowLoom)
+  under the same callers, and FlowLoom's answers as a share of its rate. Shared machines drift
+  by a quarter within an hour; compare that share, not raw rates taken at different times.
 
 `--profile` runs the server under cProfile and prints its busiest functions afterwards.
 Targets: ≥ 5,000 answers/s, p95 ≤ 5 ms, no errors, every answer stored, cold start ≤ 1.0 s,
@@ -50,6 +54,40 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """What a webhook answer costs with no FlowLoom behind it: read the body, answer 202."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    body = b'{"run_id": "-", "status": "queued"}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 202, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def calibrate(callers: int, limit: int) -> float:
+    """Answers per second of `bare_app` under uvicorn with the same load: the machine's speed."""
+    port = free_port()
+    command = [sys.executable, __file__, "--serve-bare", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the bare uvicorn app never started")
+            time.sleep(0.02)
+        run(generate(port, "/", callers, limit // 10, 5))  # warm-up
+        started = time.perf_counter()
+        load = run(generate(port, "/", callers, limit, 10))
+        return len(load.latencies_ns) / (time.perf_counter() - started)
+    finally:
+        process.terminate()
+        process.wait()
 
 
 def wait_for_first_answer(port: int, path: str, timeout_s: float = 60.0) -> None:
@@ -217,6 +255,16 @@ async def generate(port: int, path: str, callers: int, limit: int, seconds: floa
     return load
 
 
+def run(work: Any) -> Load:
+    """Run the load generator on uvloop when it is installed (cheaper per call)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(work)
+    result: Load = uvloop.run(work)
+    return result
+
+
 def run_load(
     server: Server, path: str, callers: int, limit: int, seconds: float
 ) -> tuple[Load, float, float, float]:
@@ -232,12 +280,7 @@ def run_load(
     sampler.start()
     cpu_before = server.cpu_s()
     started = time.perf_counter()
-    try:
-        import uvloop
-
-        load = uvloop.run(generate(server.port, path, callers, limit, seconds))
-    except ImportError:
-        load = asyncio.run(generate(server.port, path, callers, limit, seconds))
+    load = run(generate(server.port, path, callers, limit, seconds))
     elapsed = time.perf_counter() - started
     cpu = server.cpu_s() - cpu_before
     done.set()
@@ -306,7 +349,16 @@ def main() -> int:
     parser.add_argument("--callers", type=int, default=10)
     parser.add_argument("--mode", choices=("async", "sync", "both"), default="both")
     parser.add_argument("--profile", action="store_true", help="profile the server (cProfile)")
+    parser.add_argument(
+        "--no-calibration", action="store_true", help="skip measuring a bare uvicorn app"
+    )
+    parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_bare:  # the calibration's server (see `calibrate`)
+        import uvicorn
+
+        uvicorn.run(bare_app, host="127.0.0.1", port=args.serve_bare, log_config=None)
+        return 0
     modes = ("async", "sync") if args.mode == "both" else (args.mode,)
 
     with tempfile.TemporaryDirectory(prefix="flowloom-bench-") as temporary:
@@ -340,6 +392,7 @@ def main() -> int:
         )
 
         good = cold_start <= 1.0
+        rates: dict[str, float] = {}
         try:
             for mode in modes:
                 flow_id, path = paths[mode]
@@ -352,6 +405,7 @@ def main() -> int:
                 by_status = wait_settled(database, flow_id)
                 stored = sum(by_status.values()) - before
                 good = report(mode, load, elapsed, rss, cpu, stored) and good
+                rates[mode] = len(load.latencies_ns) / elapsed if elapsed else 0.0
                 print(f"run statuses     {by_status} (warm-up included)")
         finally:
             server.stop()
@@ -360,6 +414,13 @@ def main() -> int:
 
             print("\n== server profile (cumulative, top 40) ==")
             pstats.Stats(str(profile)).sort_stats("tottime").print_stats(40)
+    if not args.no_calibration:
+        bare = calibrate(args.callers, min(args.requests, 20_000))
+        shares = ", ".join(f"{mode} {rate / bare:.0%}" for mode, rate in rates.items())
+        print(
+            f"\nmachine speed    a bare uvicorn app (no FlowLoom) answers {bare:,.0f} /s here now, "
+            f"same callers; FlowLoom's answers were {shares} of that"
+        )
     print("\nall targets met" if good else "\nsome targets missed (see above)")
     return 0 if good else 1
 
