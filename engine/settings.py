@@ -83,8 +83,8 @@ class Settings(BaseSettings):
     sync_s: float = Field(default=1.0, gt=0)
     """`FLOWLOOM_SYNC_S`: how often this process looks for what other processes sharing its
     database (the studio beside `flowloom serve`, say) changed: flows saved, activated,
-    deactivated or deleted (their webhooks and schedules follow within about this long) and
-    requests to cancel runs this process executes."""
+    deactivated or deleted (their webhooks and schedules follow within about this long), event
+    subscriptions added or deleted, and requests to cancel runs this process executes."""
 
     webhook_rate_per_s: float = Field(default=100.0, gt=0)
     """`FLOWLOOM_WEBHOOK_RATE_PER_S`: calls per second each webhook URL accepts on average;

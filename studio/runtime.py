@@ -12,7 +12,8 @@ says every `heartbeat_s` that it is alive. A process resumes only the runs of pr
 are gone (killed, or not heard of for `STALE_AFTER_BEATS` heartbeats), and one claim decides
 who does. Every `sync_s` each process also picks up the flows the others saved,
 (de)activated or deleted, so a flow activated in the studio listens in `flowloom serve` too,
-and the requests to cancel its runs made through another process (`cancel`).
+the event subscriptions they added or deleted, and the requests to cancel its runs made
+through another process (`cancel`).
 """
 
 from __future__ import annotations
@@ -479,11 +480,13 @@ class Runtime:
 
     async def _follow_others(self) -> None:
         """Follow what other processes sharing the database change: flows (triggers follow
-        them, see `FlowRepository.follow`) and requests to cancel this runtime's runs."""
+        them, see `FlowRepository.follow`), event subscriptions, and requests to cancel this
+        runtime's runs."""
         while True:
             await asyncio.sleep(self.settings.sync_s)
             try:
                 await self.db.flows.follow()
+                await self.subscriptions.reload()  # a few rows: read again, not compared
                 for run_id in await self.db.runs.cancel_requests(self.instance_id):
                     handle = self._running.get(run_id)
                     if handle is not None:

@@ -6,6 +6,7 @@ cancelled through the other."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from engine.settings import Settings
 from studio.runtime import Runtime
 from studio.webhooks import HookRoutes
 from tests.documents import chain, flow, manual, step
+from tests.servers import LoopbackServer, read_body
 
 SYNC_S = 0.05
 
@@ -181,3 +183,38 @@ async def test_a_run_whose_process_is_gone_is_marked_cancelled(
 
     assert (run.status, run.owner) == ("cancelled", there.instance_id)
     assert "no FlowLoom process was running it" in (run.error or {})["message"]
+
+
+async def test_a_subscription_added_in_one_process_gets_the_others_runs(
+    pair: tuple[Runtime, Runtime],
+) -> None:
+    here, there = pair
+    delivered: list[dict[str, Any]] = []
+
+    async def receiver_app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        delivered.append(json.loads(await read_body(receive)))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    receiver = LoopbackServer(receiver_app, name="event receiver").start()
+    try:
+        await here.db.subscriptions.create(url=f"{receiver.url}/events", events=["run.succeeded"])
+        await here.subscriptions.reload()  # as the API does after adding one
+        created = await there.db.flows.create(
+            chain(manual(), step("set", "data.set", {"values": {"done": True}}))
+        )
+        started: list[str] = []
+        for _ in range(100):  # runs until the other process knows the subscription
+            started.append((await there.submit(created, {})).id)
+            await asyncio.sleep(0.1)
+            if delivered:
+                break
+        await there.subscriptions.idle()
+    finally:
+        receiver.stop()
+
+    assert delivered, "the other process never delivered its runs' events"
+    assert {d["event"] for d in delivered} == {"run.succeeded"}
+    assert {d["run"]["id"] for d in delivered} <= set(started)
