@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -204,3 +205,41 @@ async def test_deleting_a_flow_removes_its_versions_and_triggers_but_keeps_runs(
     assert run.flow_version == 2
     # the name is free again
     await db.flows.create(document())
+
+
+async def test_follow_tells_of_changes_another_process_made_to_active_flows(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    other = await Database.open(database_url, data_dir=tmp_path / "other")
+    try:
+        told: list[tuple[str, int | None, bool | None]] = []
+        db.flows.watch(
+            lambda flow_id, flow: told.append(
+                (flow_id, flow.version if flow else None, flow.active if flow else None)
+            )
+        )
+        assert await db.flows.follow() == 0  # the first call only looks
+        flow = await other.flows.create({"name": "Elsewhere"})
+        await other.flows.update(flow.id, {"name": "Elsewhere"})
+        assert await db.flows.follow() == 0  # never active: nothing listens for it
+
+        await other.flows.set_active(flow.id, True)
+        await other.flows.update(flow.id, {"name": "Elsewhere", "description": "v3"})
+        changed = await db.flows.follow()
+        unchanged = await db.flows.follow()
+        await other.flows.set_active(flow.id, False)
+        deactivated = await db.flows.follow()
+        await other.flows.set_active(flow.id, True)
+        await db.flows.follow()
+        await other.flows.delete(flow.id)
+        deleted = await db.flows.follow()
+    finally:
+        await other.close()
+
+    assert (changed, unchanged, deactivated, deleted) == (1, 0, 1, 1)
+    assert told == [
+        (flow.id, 3, True),  # activated and saved again: told once, as it is now
+        (flow.id, 3, False),
+        (flow.id, 3, True),
+        (flow.id, None, None),
+    ]
