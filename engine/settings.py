@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     """`FLOWLOOM_HOST`: the address the studio and webhooks listen on."""
 
+    api_token: SecretStr | None = None
+    """`FLOWLOOM_API_TOKEN`: when set, every REST API call (and `/docs`, `/metrics`) must send
+    `Authorization: Bearer <token>`; unset, only calls from this machine are answered.
+    Webhooks and health checks are open either way."""
+
     port: int = Field(default=8080, ge=1, le=65535)
     """`FLOWLOOM_PORT`: the port the studio and webhooks listen on."""
 

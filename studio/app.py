@@ -15,6 +15,7 @@ import structlog
 from nicegui import app, core, ui
 
 from engine.settings import Settings
+from studio.access import loopback_host
 from studio.components.layout import page_frame
 from studio.components.styles import link_prebuilt_tailwind
 from studio.pages import dashboard, editor, flows, runs, settings_page
@@ -123,6 +124,13 @@ def run_studio(
     build_studio(settings)
     url = f"http://{host}:{port}"
     app.on_startup(lambda: log.info("studio starting", url=url, native=native))
+    if not loopback_host(host):
+        log.warning(
+            "the studio has no sign-in: anyone who can reach this address can change and run "
+            "flows. Keep FLOWLOOM_HOST=127.0.0.1, or put the studio behind a proxy that signs "
+            "people in (for webhooks alone, `flowloom serve` is safe on every address)",
+            url=url,
+        )
     ui.run(
         host=host,
         port=port,

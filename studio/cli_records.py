@@ -248,8 +248,10 @@ def _cancel_on_server(settings: Settings, run_id: str) -> str | None:
 
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     url = f"http://{host}:{settings.port}/api/v1/runs/{run_id}/cancel"
+    token = settings.api_token
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
     try:
-        answer = httpx.post(url, timeout=SERVER_TIMEOUT_S)
+        answer = httpx.post(url, headers=headers, timeout=SERVER_TIMEOUT_S)
     except httpx.HTTPError:
         return None
     if answer.status_code != 200:

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request, Response
 
 from engine.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from studio import __version__
+from studio.access import ApiGuard
 from studio.api import health, install_error_handlers, router
 from studio.runtime import Runtime
 from studio.stats_api import stats
@@ -38,12 +39,15 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
 
 
 def _answer_hooks_first(app: FastAPI, runtime: Runtime) -> None:
-    """Route `/hooks/…` to the webhook service before any middleware (the UI's too) runs:
-    the ASGI stack Starlette builds on the first call gets `HookRoutes` around it."""
+    """Route `/hooks/…` to the webhook service before any middleware (the UI's too) runs,
+    and guard the API (`ApiGuard`): the ASGI stack Starlette builds on the first call gets
+    both around it."""
     build = app.build_middleware_stack
+    token = runtime.settings.api_token
 
     def build_with_hooks() -> Any:
-        return HookRoutes(build(), runtime.webhooks)
+        guarded = ApiGuard(build(), token.get_secret_value() if token else None)
+        return HookRoutes(guarded, runtime.webhooks)
 
     app.build_middleware_stack = build_with_hooks  # type: ignore[method-assign]
 

@@ -337,7 +337,9 @@ class WebhookService:
                 )
         except HookError as error:
             count(error.status)
-            await send_answer(send, error.status, _error(error.code, error.message), error.headers)
+            await send_answer(
+                send, error.status, error_json(error.code, error.message), error.headers
+            )
             return
         except Exception:
             log.exception("webhook call failed inside FlowLoom", path=path[:24] + "…")
@@ -345,7 +347,9 @@ class WebhookService:
             await send_answer(
                 send,
                 500,
-                _error("internal_error", "FlowLoom failed while taking this call; it was logged."),
+                error_json(
+                    "internal_error", "FlowLoom failed while taking this call; it was logged."
+                ),
             )
             return
         count(status)
@@ -694,11 +698,12 @@ def _dumps(value: Any) -> bytes:
     return dumps(value).encode()
 
 
-def _error(code: str, message: str) -> bytes:
+def error_json(code: str, message: str) -> bytes:
+    """The API's error shape, `{"error": {"code", "message", "details": null}}`, as JSON."""
     return _dumps({"error": {"code": code, "message": message, "details": None}})
 
 
-_NOT_FOUND = _error(
+_NOT_FOUND = error_json(
     "not_found", "No active flow listens on this webhook URL (check the URL, or activate the flow)."
 )
 _REPLAYED = [(b"idempotent-replayed", b"true")]

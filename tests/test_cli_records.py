@@ -20,6 +20,7 @@ from storage import Database
 from studio.cli import main
 from tests.documents import chain, manual, step
 from tests.flowloom_process import FlowLoomProcess, free_port
+from tests.servers import LoopbackServer
 
 T = TypeVar("T")
 
@@ -248,3 +249,31 @@ def test_cancel_asks_the_server_that_runs_it(
     assert "by the server" in capsys.readouterr().out
     assert run["status"] == "cancelled"
     assert run["steps"][-1]["status"] == "cancelled"  # the server stopped the step itself
+
+
+def test_cancel_sends_the_api_token_to_the_server(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A server started with FLOWLOOM_API_TOKEN answers the API only to callers showing it.
+    seen: list[str] = []
+
+    async def server_app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append(dict(scope["headers"]).get(b"authorization", b"").decode())
+        body = b'{"run_id": "r1", "status": "cancelled"}'
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    server = LoopbackServer(server_app, name="a FlowLoom server").start()
+    try:
+        monkeypatch.setenv("FLOWLOOM_PORT", str(server.port))
+        monkeypatch.setenv("FLOWLOOM_API_TOKEN", "cli-token")
+        get_settings.cache_clear()
+        code = main(["runs", "cancel", "r1"])
+    finally:
+        server.stop()
+
+    assert code == 0
+    assert seen == ["Bearer cli-token"]
+    assert "by the server" in capsys.readouterr().out
