@@ -38,9 +38,10 @@ def hook_and_schedule(every_s: float = 3600.0) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def pair(tmp_path: Path) -> AsyncIterator[tuple[Runtime, Runtime]]:
-    """Two runtimes on one database, as the studio and `flowloom serve` would be."""
-    settings = Settings(data_dir=tmp_path / "data", sync_s=SYNC_S)
+async def pair(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Runtime, Runtime]]:
+    """Two runtimes on one database (of each kind), as the studio and `flowloom serve`
+    would be (or two servers on PostgreSQL)."""
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url, sync_s=SYNC_S)
     here, there = Runtime(settings), Runtime(settings)
     await here.start()
     await there.start(recover=False)
