@@ -158,7 +158,11 @@ async def run_page(runtime: Runtime, run_id: str) -> None:
         ui.notify(f"Running again from “{step.node_name}”…")
         ui.navigate.to(f"/runs/{record.id}")
 
+    refresh: list[ui.timer] = []  # the page's reload while the run goes on (made below)
+
     async def stop(button: ui.button) -> None:
+        for timer in refresh:  # the page reloads once the run has stopped, not meanwhile
+            timer.cancel()
         button.disable()
         ui.notify("Stopping the run…")
         if await runtime.cancel(run.id):  # here, or in the FlowLoom process that runs it
@@ -247,7 +251,7 @@ async def run_page(runtime: Runtime, run_id: str) -> None:
     if failed:
         show_step(failed)
     if run.status in UNFINISHED:  # still going: show it again as it goes on
-        ui.timer(REFRESH_RUNNING_S, ui.navigate.reload, once=True)
+        refresh.append(ui.timer(REFRESH_RUNNING_S, ui.navigate.reload, once=True))
 
 
 async def _run_document(runtime: Runtime, run: RunRecord) -> dict[str, Any] | None:
