@@ -29,6 +29,7 @@ from storage import (
     SubscriptionRecord,
     VersionConflict,
 )
+from storage.records import UNFINISHED
 from studio.runtime import Runtime
 from studio.subscriptions import EVENTS
 from studio.webhooks import PREFIX as HOOKS_PREFIX
@@ -439,12 +440,22 @@ async def get_run(request: Request, run_id: str) -> dict[str, Any]:
 
 
 @router.post("/runs/{run_id}/cancel", tags=["runs"])
-async def cancel_run(request: Request, run_id: str) -> dict[str, Any]:
+async def cancel_run(request: Request, run_id: str, response: Response) -> dict[str, Any]:
+    """Stop a queued or running run, also one another FlowLoom process on the same database
+    runs: 200 with its status once it stopped; 202 while the process running it has not yet
+    (it was asked to); 409 when it is not running."""
     runtime = runtime_of(request)
     run = await runtime.db.runs.get(run_id)
     if not await runtime.cancel(run_id):
         raise ApiError(409, "not_running", f"Run {run_id} is not running (it is {run.status}).")
     run = await runtime.db.runs.get(run_id)
+    if run.status in UNFINISHED:
+        response.status_code = 202
+        return {
+            "run_id": run_id,
+            "status": run.status,
+            "message": "The FlowLoom process running this run was asked to stop it.",
+        }
     return {"run_id": run_id, "status": run.status}
 
 

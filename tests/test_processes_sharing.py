@@ -16,7 +16,9 @@ import httpx
 import pytest
 
 from engine.settings import Settings
+from studio import runtime as runtime_module
 from studio.runtime import Runtime
+from studio.server import api_app
 from studio.webhooks import HookRoutes
 from tests.documents import chain, flow, manual, step
 from tests.servers import LoopbackServer, read_body
@@ -219,3 +221,28 @@ async def test_a_subscription_added_in_one_process_gets_the_others_runs(
     assert delivered, "the other process never delivered its runs' events"
     assert {d["event"] for d in delivered} == {"run.succeeded"}
     assert {d["run"]["id"] for d in delivered} <= set(started)
+
+
+async def test_the_api_answers_202_while_the_process_running_the_run_has_not_stopped_it(
+    pair: tuple[Runtime, Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A process on another machine runs the run and is alive, but has not acted on the
+    # request within the wait (it is busy, or its next look is still to come).
+    here, _ = pair
+    monkeypatch.setattr(runtime_module, "CANCEL_WAIT_S", 0.2)
+    created = await here.db.flows.create(chain(manual(), step("set", "data.set", {"values": {}})))
+    await here.db.runtimes.register("far-away", host="another-machine", pid=1)
+    run = replace(here.prepare(created, {}).record, owner="far-away", status="running")
+    await here.db.runs.store(run)
+
+    transport = httpx.ASGITransport(app=api_app(here))
+    async with httpx.AsyncClient(transport=transport, base_url="http://flowloom") as api:
+        asked = await api.post(f"/api/v1/runs/{run.id}/cancel")
+        asked_again = await api.post(f"/api/v1/runs/{run.id}/cancel")
+    requests = await here.db.runs.cancel_requests("far-away")
+
+    assert asked.status_code == 202
+    assert asked.json()["status"] == "running"
+    assert "asked to stop" in asked.json()["message"]
+    assert asked_again.status_code == 202
+    assert requests == [run.id]  # one request, however often asked
