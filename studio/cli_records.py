@@ -254,7 +254,7 @@ def _cancel_on_server(settings: Settings, run_id: str) -> str | None:
         answer = httpx.post(url, headers=headers, timeout=SERVER_TIMEOUT_S)
     except httpx.HTTPError:
         return None
-    if answer.status_code != 200:
+    if answer.status_code not in (200, 202):  # 202: it asked the process running the run
         return None
     status: str = answer.json().get("status", "cancelled")
     return status
