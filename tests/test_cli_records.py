@@ -251,29 +251,50 @@ def test_cancel_asks_the_server_that_runs_it(
     assert run["steps"][-1]["status"] == "cancelled"  # the server stopped the step itself
 
 
-def test_cancel_sends_the_api_token_to_the_server(
-    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # A server started with FLOWLOOM_API_TOKEN answers the API only to callers showing it.
+def cancel_through_a_fake_server(
+    monkeypatch: pytest.MonkeyPatch, status: int, body: bytes, token: str | None = None
+) -> tuple[int, list[str]]:
+    """`flowloom runs cancel r1` against a server answering `status`, `body`: (the exit
+    code, the Authorization header of each call the server got)."""
     seen: list[str] = []
 
     async def server_app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         seen.append(dict(scope["headers"]).get(b"authorization", b"").decode())
-        body = b'{"run_id": "r1", "status": "cancelled"}'
-        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": body})
 
     server = LoopbackServer(server_app, name="a FlowLoom server").start()
     try:
         monkeypatch.setenv("FLOWLOOM_PORT", str(server.port))
-        monkeypatch.setenv("FLOWLOOM_API_TOKEN", "cli-token")
+        if token is not None:
+            monkeypatch.setenv("FLOWLOOM_API_TOKEN", token)
         get_settings.cache_clear()
-        code = main(["runs", "cancel", "r1"])
+        return main(["runs", "cancel", "r1"]), seen
     finally:
         server.stop()
+
+
+def test_cancel_sends_the_api_token_to_the_server(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A server started with FLOWLOOM_API_TOKEN answers the API only to callers showing it.
+    answer = b'{"run_id": "r1", "status": "cancelled"}'
+    code, seen = cancel_through_a_fake_server(monkeypatch, 200, answer, token="cli-token")
 
     assert code == 0
     assert seen == ["Bearer cli-token"]
     assert "by the server" in capsys.readouterr().out
+
+
+def test_cancel_says_when_the_run_has_not_stopped_yet(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The server asked another process to stop the run; that one has not yet.
+    answer = b'{"run_id": "r1", "status": "running", "message": "asked"}'
+    code, seen = cancel_through_a_fake_server(monkeypatch, 202, answer)
+
+    assert code == 0
+    assert len(seen) == 1  # the server's 202 is the answer: not asked again elsewhere
+    assert "it is still running" in capsys.readouterr().out
