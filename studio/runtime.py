@@ -482,6 +482,7 @@ class Runtime:
         """Follow what other processes sharing the database change: flows (triggers follow
         them, see `FlowRepository.follow`), event subscriptions, and requests to cancel this
         runtime's runs."""
+        failing = False
         while True:
             await asyncio.sleep(self.settings.sync_s)
             try:
@@ -493,7 +494,13 @@ class Runtime:
                         log.info("cancelling a run as another process asked", run_id=run_id)
                         handle.cancel()
             except Exception:  # the database may be away for a while: try again soon
-                log.exception("could not look for changes made by other processes")
+                if not failing:  # once, not every second while it is away
+                    log.exception("could not look for changes made by other processes")
+                failing = True
+            else:
+                if failing:
+                    log.info("looking for changes made by other processes again")
+                failing = False
 
     async def _prune_periodically(self) -> None:
         while True:

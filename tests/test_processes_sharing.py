@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog.testing
 
 from engine.settings import Settings
 from studio import runtime as runtime_module
@@ -246,3 +247,25 @@ async def test_the_api_answers_202_while_the_process_running_the_run_has_not_sto
     assert "asked to stop" in asked.json()["message"]
     assert asked_again.status_code == 202
     assert requests == [run.id]  # one request, however often asked
+
+
+async def test_a_database_away_for_a_while_is_logged_once_not_every_look(
+    pair: tuple[Runtime, Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here, _ = pair
+    looks: list[int] = []
+    follow = here.db.flows.follow
+
+    async def away_five_times() -> int:
+        looks.append(1)
+        if len(looks) <= 5:
+            raise ConnectionError("the database is away")
+        return await follow()
+
+    monkeypatch.setattr(here.db.flows, "follow", away_five_times)
+    with structlog.testing.capture_logs() as logged:
+        await until(lambda: len(looks) >= 8, "eight looks")
+
+    said = [entry["event"] for entry in logged]
+    assert said.count("could not look for changes made by other processes") == 1
+    assert said.count("looking for changes made by other processes again") == 1
