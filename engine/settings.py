@@ -50,9 +50,9 @@ class Settings(BaseSettings):
     """`FLOWLOOM_HOST`: the address the studio and webhooks listen on."""
 
     api_token: SecretStr | None = None
-    """`FLOWLOOM_API_TOKEN`: when set, every REST API call (and `/docs`, `/metrics`) must send
+    """`FLOWLOOM_API_TOKEN`: when set, every REST API call (and `/metrics`) must send
     `Authorization: Bearer <token>`; unset, only calls from this machine are answered.
-    Webhooks and health checks are open either way."""
+    Webhooks, health checks and the API's description (`/docs`) are open either way."""
 
     port: int = Field(default=8080, ge=1, le=65535)
     """`FLOWLOOM_PORT`: the port the studio and webhooks listen on."""

@@ -1,7 +1,7 @@
 """Who may use the REST API: this machine, or whoever shows `FLOWLOOM_API_TOKEN`.
 
-The REST API, its documentation and `/metrics` can create and run flows, read what runs
-produced and store credentials, so they are guarded (`ApiGuard`):
+The REST API and `/metrics` can create and run flows, read what runs produced and store
+credentials, so they are guarded (`ApiGuard`):
 
 | `FLOWLOOM_API_TOKEN` | a call from this machine | a call from elsewhere |
 | --- | --- | --- |
@@ -9,7 +9,9 @@ produced and store credentials, so they are guarded (`ApiGuard`):
 | set | needs `Authorization: Bearer <token>` (else 401) | the same |
 
 Webhooks (`/hooks/…`) carry their own checks (a long secret token in each URL, the trigger's
-`auth`) and health checks (`/healthz`, `/readyz`) tell nothing, so both stay open: a
+`auth`); health checks (`/healthz`, `/readyz`) and the API's description (`/docs`,
+`/openapi.json`, whose "Authorize" button takes the token) tell nothing secret. They stay
+open: a
 `flowloom serve` listening on every address (`FLOWLOOM_HOST=0.0.0.0`) to take webhooks from
 the internet does not open its API with them. Behind a reverse proxy on the same machine,
 calls count as from elsewhere only if the proxy passes on the caller's address
@@ -20,11 +22,19 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from typing import Any, cast
 
 from studio.webhooks import ASGIApp, Receive, Scope, Send, error_json, send_answer
 
-#: Path prefixes the guard covers: the REST API, its documentation, the metrics.
-GUARDED = ("/api/", "/docs", "/redoc", "/openapi.json", "/metrics")
+#: Path prefixes the guard covers: the REST API and the metrics.
+GUARDED = ("/api/", "/metrics")
+#: How the OpenAPI description names the token (`describe_token`).
+SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "FLOWLOOM_API_TOKEN: needed from other machines, and from every caller once "
+    "it is set.",
+}
 
 _NO_TOKEN = error_json(
     "api_from_elsewhere",
@@ -57,6 +67,22 @@ class ApiGuard:
                 await send_answer(send, 403, _NO_TOKEN)
                 return
         await self.app(scope, receive, send)
+
+
+def describe_token(app: Any) -> None:
+    """Declare the API token in `app`'s OpenAPI description, so `/docs` can send it."""
+    make = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = make()
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["apiToken"] = (
+                SCHEME
+            )
+            schema["security"] = [{"apiToken": []}]
+        return cast(dict[str, Any], app.openapi_schema)
+
+    app.openapi = openapi
 
 
 def loopback_host(host: str) -> bool:

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request, Response
 
 from engine.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from studio import __version__
-from studio.access import ApiGuard
+from studio.access import ApiGuard, describe_token
 from studio.api import health, install_error_handlers, router
 from studio.runtime import Runtime
 from studio.stats_api import stats
@@ -29,6 +29,7 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
     """Add the API, health checks, error answers and `/hooks/` to `app`, served by `runtime`."""
     app.state.runtime = runtime
     _answer_hooks_first(app, runtime)
+    describe_token(app)
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(stats)

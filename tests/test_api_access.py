@@ -63,6 +63,7 @@ async def test_without_a_token_only_this_machine_may_call_the_api(open_api: Call
         remote = await elsewhere.get("/api/v1/flows")
         remote_create = await elsewhere.post("/api/v1/flows", json={"document": {}})
         remote_docs = await elsewhere.get("/openapi.json")
+        remote_docs_page = await elsewhere.get("/docs")
         remote_metrics = await elsewhere.get("/metrics")
         remote_health = await elsewhere.get("/healthz")
         remote_hook = await elsewhere.post("/hooks/no-such-token", json={})
@@ -70,7 +71,10 @@ async def test_without_a_token_only_this_machine_may_call_the_api(open_api: Call
     assert local.status_code == 200
     assert (remote.status_code, error_code(remote)) == (403, "api_from_elsewhere")
     assert "FLOWLOOM_API_TOKEN" in remote.json()["error"]["message"]
-    assert remote_create.status_code == remote_docs.status_code == 403
+    assert remote_create.status_code == 403
+    # the API's description tells nothing secret, and says how to send a token
+    assert remote_docs.status_code == remote_docs_page.status_code == 200
+    assert remote_docs.json()["components"]["securitySchemes"]["apiToken"]["scheme"] == "bearer"
     assert remote_metrics.status_code == 403
     assert remote_health.status_code == 200  # health checks tell nothing
     assert remote_hook.status_code == 404  # webhooks carry their own checks
