@@ -52,7 +52,7 @@ async def test_an_empty_chart_says_so_without_a_stray_axis_name(studio: Studio) 
     assert isinstance(chart, ui.echart)
 
     await studio.until(lambda: chart.options.get("title", {}).get("show") is True)
-    assert chart.options["title"]["text"] == "No step has run since FlowLoom started"
+    assert chart.options["title"]["text"] == "No step has run in this studio since it started"
     assert chart.options["yAxis"]["name"] == ""  # "seconds" hung over an empty chart
 
 

@@ -205,7 +205,7 @@ class Dashboard:
             }
             for code in codes
         ]
-        empty_hint(options, bool(codes), "No webhook calls since FlowLoom started")
+        empty_hint(options, bool(codes), "No webhook calls to this studio since it started")
         self.webhook_chart.update()
 
     def _steps(self) -> None:
@@ -217,7 +217,7 @@ class Dashboard:
             {"name": name, "type": "bar", "data": [h.quantile(q) for _, h in kinds]}
             for name, q in (("p50", 0.5), ("p95", 0.95))
         ]
-        empty_hint(options, bool(kinds), "No step has run since FlowLoom started")
+        empty_hint(options, bool(kinds), "No step has run in this studio since it started")
         self.steps_chart.update()
 
     def _models(self, usage: list[dict[str, Any]]) -> None:
