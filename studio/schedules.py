@@ -29,7 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from engine import InvalidFlowError
 from storage import FlowRecord, StorageError
-from studio.triggers import schedule_trigger
+from studio.triggers import next_after, schedule_trigger
 
 if TYPE_CHECKING:
     from studio.runtime import PreparedRun, Runtime
@@ -160,7 +160,7 @@ class ScheduleService:
         kept: datetime | None = stored["next_run_at"] if stored else None
         trigger = _trigger(config, flow.document, kept=kept, now=now)
         if kept is not None and kept <= now:  # came due while nobody was listening
-            following = _next_after(trigger, now)
+            following = next_after(trigger, now)
             try:
                 won = await self._claim(flow, node["id"], kept, following, now)
             except StorageError as exc:
@@ -179,7 +179,7 @@ class ScheduleService:
                 kept = next((s["next_run_at"] for s in current if s["node_id"] == node["id"]), None)
         elif kept is None or not starting or not _fits(trigger, kept):
             # A new schedule, or a changed one: the next time from now.
-            kept = _next_after(trigger, now)
+            kept = next_after(trigger, now)
             await triggers.save_schedule(flow.id, node["id"], next_run_at=kept)
         if kept is not None:
             self._add_job(flow, node["id"], trigger, kept)
@@ -222,7 +222,7 @@ class ScheduleService:
             return
         flow, trigger, _ = plan
         now = datetime.now(UTC)
-        following = _next_after(trigger, max(now, due))
+        following = next_after(trigger, max(now, due))
         try:
             won = await self._claim(flow, node_id, due, following, now)
         except StorageError as exc:
@@ -308,14 +308,6 @@ def _trigger(
     every = timedelta(seconds=float(config["every_s"]))
     anchor = kept if kept is not None and kept <= now + every else now
     return IntervalTrigger(seconds=every.total_seconds(), start_date=anchor, timezone=UTC)
-
-
-def _next_after(trigger: BaseTrigger, moment: datetime) -> datetime | None:
-    """The first fire time strictly after `moment`, in UTC."""
-    fire = trigger.get_next_fire_time(None, moment + timedelta(microseconds=1))
-    while fire is not None and fire <= moment:  # an interval may land exactly on `moment`
-        fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
-    return fire.astimezone(UTC) if fire is not None else None
 
 
 def _fits(trigger: BaseTrigger, moment: datetime) -> bool:

@@ -1,4 +1,10 @@
-"""When schedule triggers fire next (APScheduler's triggers do the cron arithmetic)."""
+"""When schedule triggers fire next (APScheduler's triggers do the cron arithmetic).
+
+On the night clocks go back, the hour before the change comes twice. As cron itself does, a
+schedule with a fixed hour ("30 2 * * *") fires once then, in the first pass; one whose hour
+is a wildcard ("*/30 * * * *") keeps its rhythm through both passes. On the night clocks go
+forward, a time in the skipped hour fires right after it (APScheduler's rule).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,41 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+#: How many times `next_after` asks before it gives up (it never needed a second time yet).
+MAX_STEPS = 100
+_TICK = timedelta(microseconds=1)
+
+
+class WallClockCron(CronTrigger):
+    """A cron trigger that fires a fixed-hour schedule once in an hour the clock repeats."""
+
+    fixed_hour = False
+
+    @classmethod
+    def of(cls, expression: str, timezone: ZoneInfo) -> WallClockCron:
+        trigger = cls.from_crontab(expression, timezone=timezone)
+        fields = expression.split()
+        trigger.fixed_hour = len(fields) > 1 and not fields[1].startswith("*")
+        return trigger
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        if fire is not None and self.fixed_hour and _second_pass(fire):
+            fire = super().get_next_fire_time(None, _next_second(fire))  # the next day's
+        return fire
+
+
+def _second_pass(moment: datetime) -> bool:
+    """Whether `moment`'s wall-clock time came once already that night (clocks went back)."""
+    local = moment.replace(tzinfo=None)
+    zone = moment.tzinfo
+    first, second = local.replace(tzinfo=zone, fold=0), local.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return False  # not a repeated time
+    return moment.astimezone(UTC) == second.astimezone(UTC)
+
 
 def schedule_trigger(config: dict[str, Any], document: dict[str, Any]) -> BaseTrigger:
     """The APScheduler trigger for a `trigger.schedule` config (cron or every_s)."""
@@ -17,8 +58,31 @@ def schedule_trigger(config: dict[str, Any], document: dict[str, Any]) -> BaseTr
         config.get("timezone") or document.get("settings", {}).get("timezone") or "UTC"
     )
     if config.get("cron"):
-        return CronTrigger.from_crontab(config["cron"], timezone=timezone)
+        return WallClockCron.of(config["cron"], timezone)
     return IntervalTrigger(seconds=float(config["every_s"]), timezone=timezone)
+
+
+def next_after(trigger: BaseTrigger, moment: datetime) -> datetime | None:
+    """The trigger's first fire time strictly after `moment`, in UTC.
+
+    Asked without a previous fire time, from the next whole second for a cron: given a
+    previous fire time, or a fraction of a second past one, APScheduler's cron arithmetic can
+    land on the same time again, or an earlier one, on the night clocks go back.
+    """
+    start = moment
+    for _ in range(MAX_STEPS):
+        start = _next_second(start) if isinstance(trigger, CronTrigger) else start + _TICK
+        fire = trigger.get_next_fire_time(None, start)
+        if fire is None or fire > moment:
+            return fire.astimezone(UTC) if fire is not None else None
+        start = max(start, fire.astimezone(UTC))
+    raise ValueError(f"the schedule's next fire time after {moment.isoformat()} was not found")
+
+
+def _next_second(moment: datetime) -> datetime:
+    """The first whole second after `moment` (cron times are whole minutes), in UTC: local
+    time arithmetic would lose which pass of a repeated hour `moment` is in."""
+    return moment.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
 
 
 def next_fire_times(
@@ -26,13 +90,9 @@ def next_fire_times(
 ) -> list[datetime]:
     """The next `count` times a schedule fires after `now` (UTC); fewer if it stops firing."""
     trigger = schedule_trigger(config, document)
-    previous: datetime | None = None
     moment = now or datetime.now(UTC)
     times: list[datetime] = []
-    while len(times) < count:
-        fire = trigger.get_next_fire_time(previous, moment)
-        if fire is None:
-            break
-        times.append(fire.astimezone(UTC))
-        previous, moment = fire, fire + timedelta(microseconds=1)
+    while len(times) < count and (fire := next_after(trigger, moment)) is not None:
+        times.append(fire)
+        moment = fire
     return times
