@@ -107,6 +107,14 @@ class WebhookTrigger(NodeType):
             gt=0,
             description="The largest request body accepted, in bytes (10 MiB by default).",
         )
+        allowed_origins: str = Field(
+            default="*",
+            description=(
+                "Web pages allowed to call this webhook from a browser (a form on your site): "
+                "'*' for any, a comma-separated list such as 'https://example.com', or empty "
+                "for none. Other services' calls are not affected."
+            ),
+        )
 
     async def run(self, ctx: StepContext, config: Config) -> Any:
         return ctx.input

@@ -11,14 +11,19 @@ answer goes out. What a caller gets:
 | 200 with the flow's `flow.respond` (status, body, headers), or its final output as JSON | sync mode, the run ended within the trigger's `timeout_s` |
 | 202 `{"run_id", "status"}` | async mode (the run is stored), or a sync run still going at its timeout |
 | 202 `{"run_id", "duplicate": true}` | a repeated Idempotency-Key / sender delivery id: no second run |
+| 204 | an `OPTIONS` preflight from a web page the trigger's `allowed_origins` lets in (CORS) |
 | 400 | a body that says it is JSON and is not (the message says where), a bad form body |
 | 401 | the trigger's `auth` check failed |
+| 403 | a preflight from a web page the trigger's `allowed_origins` does not let in |
 | 404 | no active flow has this token |
 | 405 | a method other than GET, POST, PUT, PATCH, DELETE |
 | 413 | a body over the trigger's `max_body_bytes` (10 MiB by default) |
 | 429 | over the token's rate; `Retry-After` says when to try again |
 | 500 | sync mode, the run failed (the error names the step) |
 | 503 | the flow behind the token was saved with problems and cannot run |
+
+A call from a web page (one with an `Origin` header) that `allowed_origins` lets in gets
+`Access-Control-Allow-Origin` on every answer, errors included, so the page can read it.
 
 `/hooks/test/{token}` is the same for one call while the editor listens for it
 (`WebhookService.listen_for_test`): it runs the flow's current document, active or not.
@@ -63,6 +68,11 @@ PREFIX = "/hooks/"
 TEST_PREFIX = "/hooks/test/"
 HOOK_TYPES = ("trigger.webhook", "trigger.telegram")
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+_ALLOWED_METHODS = ", ".join(sorted(METHODS | {"OPTIONS"})).encode()
+#: `allowed_origins` of a trigger that lets every web page in ("*").
+ANY_ORIGIN: frozenset[str] = frozenset({"*"})
+#: How long a browser may keep a preflight's answer, in seconds.
+PREFLIGHT_MAX_AGE = b"600"
 #: How long a looked-up credential is used before it is read again (a changed one counts
 #: after this long at most).
 CREDENTIAL_TTL_S = 5.0
@@ -112,6 +122,8 @@ class HookTarget:
     auth: HeaderAuth | HmacAuth | None = None
     telegram_credential: str | None = None
     bucket: TokenBucket | None = None
+    #: The web pages (origins) that may call it from a browser; `ANY_ORIGIN` for every one.
+    origins: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +271,7 @@ class WebhookService:
                 target.timeout_s = config.timeout_s
                 target.max_body_bytes = config.max_body_bytes
                 target.auth = config.auth
+                target.origins = _origins(config.allowed_origins)
         except ValidationError as exc:
             target.compiled = None
             target.problem = target.problem or f"the trigger's settings are invalid: {exc}"
@@ -319,26 +332,30 @@ class WebhookService:
         """Answer one HTTP call under /hooks/ (each answer counted in the runtime's metrics)."""
         count = self._runtime.metrics.webhook_request
         path: str = scope["path"]
+        cors: list[tuple[bytes, bytes]] = []
         try:
             if path.startswith(TEST_PREFIX):
                 target = await self._test_target(path[len(TEST_PREFIX) :])
+                cors = _cors(target, scope)
                 status, body, headers, payload, run_id = await self._call(
                     target, scope, receive, test=True
                 )
-                self._tell_listeners(target, TestCall(payload, run_id, status))
+                if scope["method"] != "OPTIONS":  # a preflight is not the call itself
+                    self._tell_listeners(target, TestCall(payload, run_id, status))
             else:
                 target_or_none = self._targets.get(path[len(PREFIX) :])
                 if target_or_none is None:
                     count(404)
                     await send_answer(send, 404, _NOT_FOUND)
                     return
+                cors = _cors(target_or_none, scope)
                 status, body, headers, _, _ = await self._call(
                     target_or_none, scope, receive, test=False
                 )
         except HookError as error:
             count(error.status)
             await send_answer(
-                send, error.status, error_json(error.code, error.message), error.headers
+                send, error.status, error_json(error.code, error.message), error.headers + cors
             )
             return
         except Exception:
@@ -350,10 +367,11 @@ class WebhookService:
                 error_json(
                     "internal_error", "FlowLoom failed while taking this call; it was logged."
                 ),
+                cors,
             )
             return
         count(status)
-        await send_answer(send, status, body, headers)
+        await send_answer(send, status, body, headers + cors if cors else headers)
 
     def _tell_listeners(self, target: HookTarget, call: TestCall) -> None:
         for future in self._listening.get((target.flow.id, target.node_id), []):
@@ -365,11 +383,13 @@ class WebhookService:
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]], Any, str | None]:
         method: str = scope["method"]
         if method not in METHODS:
+            if method == "OPTIONS":
+                return _preflight(target, scope)
             raise HookError(
                 405,
                 "method_not_allowed",
                 f"Webhooks take {', '.join(sorted(METHODS))}, not {method}.",
-                [(b"allow", ", ".join(sorted(METHODS)).encode())],
+                [(b"allow", _ALLOWED_METHODS)],
             )
         if not test and target.bucket is not None:
             wait = target.bucket.take(time.monotonic())
@@ -497,6 +517,59 @@ class HookRoutes:
             await self.service.handle(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+# -- calls from web pages (CORS) --------------------------------------------------------------
+
+
+def _origins(allowed: str) -> frozenset[str]:
+    """A trigger's `allowed_origins` setting as a set (`ANY_ORIGIN` for "*")."""
+    origins = frozenset(o.strip().rstrip("/") for o in allowed.split(",") if o.strip())
+    return ANY_ORIGIN if "*" in origins else origins
+
+
+def _origin(scope: Scope) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"origin":
+            return value
+    return None
+
+
+def _cors(target: HookTarget, scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The CORS headers of an answer to this call: none unless a web page it lets in made it."""
+    if not target.origins:
+        return []
+    origin = _origin(scope)
+    if origin is None:
+        return []
+    if target.origins is ANY_ORIGIN:
+        return [(b"access-control-allow-origin", b"*")]
+    if origin.decode("latin-1") in target.origins:
+        return [(b"access-control-allow-origin", origin), (b"vary", b"origin")]
+    return []
+
+
+def _preflight(
+    target: HookTarget, scope: Scope
+) -> tuple[int, bytes, list[tuple[bytes, bytes]], Any, str | None]:
+    """A browser asks whether its page may call: 204 if `allowed_origins` lets it in."""
+    origin = _origin(scope)
+    if origin is None or not _cors(target, scope):
+        page = origin.decode("latin-1") if origin is not None else "a page"
+        raise HookError(
+            403,
+            "origin_not_allowed",
+            f"This webhook does not take calls from web pages at {page}: add it to the "
+            "trigger's 'allowed_origins'.",
+        )
+    asked = next((v for n, v in scope["headers"] if n == b"access-control-request-headers"), b"")
+    headers = [
+        (b"access-control-allow-methods", _ALLOWED_METHODS),
+        (b"access-control-max-age", PREFLIGHT_MAX_AGE),
+    ]
+    if asked:
+        headers.append((b"access-control-allow-headers", asked))
+    return 204, b"", headers, None, None
 
 
 # -- reading a call ---------------------------------------------------------------------------

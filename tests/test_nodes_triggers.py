@@ -44,6 +44,7 @@ def test_webhook_defaults_to_a_sync_answer_within_30_seconds_and_a_10_mib_body()
         "timeout_s": 30,
         "auth": None,
         "max_body_bytes": 10 * 1024 * 1024,
+        "allowed_origins": "*",  # web pages may call it from a browser, as in n8n
     }
 
 

@@ -325,10 +325,70 @@ def test_activation_lists_webhook_urls_and_their_flow_lists_them_too(api: httpx.
 def test_methods_other_than_the_usual_get_405(api: httpx.Client) -> None:
     url = hook_url(api, hook_flow())
 
-    answer = httpx.request("OPTIONS", url)
+    answer = httpx.request("TRACE", url)
 
     assert answer.status_code == 405
     assert "POST" in answer.headers["allow"]
+
+
+def test_a_web_page_may_call_a_webhook_from_a_browser(api: httpx.Client) -> None:
+    # CORS: a form on a site posts JSON; its browser asks first (a preflight), then calls.
+    url = hook_url(api, hook_flow({"response": "sync"}))
+    page = {"Origin": "https://shop.example"}
+
+    preflight = httpx.request(
+        "OPTIONS",
+        url,
+        headers={
+            **page,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type, idempotency-key",
+        },
+    )
+    call = httpx.post(url, json={"email": "a@b.example"}, headers=page)
+    malformed = httpx.post(url, content=b"{", headers={**page, "content-type": "application/json"})
+    from_a_service = httpx.post(url, json={})
+
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert preflight.headers["access-control-allow-headers"] == "content-type, idempotency-key"
+    assert call.status_code == 200
+    assert call.json()["body"] == {"email": "a@b.example"}
+    assert call.headers["access-control-allow-origin"] == "*"
+    assert malformed.status_code == 400  # the page can read why, too
+    assert malformed.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-origin" not in from_a_service.headers
+
+
+def test_allowed_origins_let_in_only_the_pages_listed(api: httpx.Client) -> None:
+    config = {"response": "async", "allowed_origins": "https://shop.example, https://b.example/"}
+    url = hook_url(api, hook_flow(config))
+    none_url = hook_url(api, hook_flow({"response": "async", "allowed_origins": ""}))
+
+    def ask(target: str, origin: str) -> httpx.Response:
+        headers = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+        return httpx.request("OPTIONS", target, headers=headers)
+
+    listed, other, trailing = (
+        ask(url, "https://shop.example"),
+        ask(url, "https://evil.example"),
+        ask(url, "https://b.example"),
+    )
+    call = httpx.post(url, json={}, headers={"Origin": "https://shop.example"})
+    stranger_call = httpx.post(url, json={}, headers={"Origin": "https://evil.example"})
+    closed = ask(none_url, "https://shop.example")
+
+    assert listed.status_code == trailing.status_code == 204
+    assert listed.headers["access-control-allow-origin"] == "https://shop.example"
+    assert listed.headers["vary"] == "origin"
+    assert (other.status_code, other.json()["error"]["code"]) == (403, "origin_not_allowed")
+    assert "https://evil.example" in other.json()["error"]["message"]
+    assert call.headers["access-control-allow-origin"] == "https://shop.example"
+    # a page not listed still reaches the webhook (CORS only keeps its browser from reading)
+    assert stranger_call.status_code == 202
+    assert "access-control-allow-origin" not in stranger_call.headers
+    assert closed.status_code == 403
 
 
 def test_over_the_rate_a_caller_gets_429_with_retry_after(tmp_path: Path) -> None:
