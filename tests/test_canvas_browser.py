@@ -139,7 +139,12 @@ def test_dragging_from_the_palette_adds_a_node_and_sends_the_document(
     document = server.wait_for("change", lambda d: len(d["nodes"]) == 2)
     webhook, condition = document["nodes"]
     assert webhook["type"] == "trigger.webhook" and webhook["name"] == "Webhook"
-    assert webhook["config"] == {"response": "sync", "timeout_s": 30, "max_body_bytes": 10485760}
+    assert webhook["config"] == {
+        "response": "sync",
+        "timeout_s": 30,
+        "max_body_bytes": 10485760,
+        "allowed_origins": "*",
+    }
     assert condition["id"] == "condition" and condition["name"] == "If / else"
     assert condition["position"]["x"] > webhook["position"]["x"] + 200
     assert node(page, "webhook").is_visible() and node(page, "condition").is_visible()
