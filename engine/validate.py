@@ -191,6 +191,8 @@ def _pydantic_message(err: Mapping[str, Any]) -> str:
         return "is required"
     if err.get("type") == "extra_forbidden":
         return "is not a setting of this step type (check the spelling)"
+    if err.get("type") == "value_error":  # a config's own check: its words, without pydantic's
+        message = message.removeprefix("Value error, ").rstrip(".")
     return message[0].lower() + message[1:] if message else message
 
 

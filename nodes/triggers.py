@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -162,6 +163,7 @@ class ScheduleTrigger(NodeType):
                 )
             for text, spec in zip(fields, CRON_FIELDS, strict=True):
                 _check_cron_field(text, *spec)
+            _check_some_date_matches(fields)
             return " ".join(fields)
 
         @field_validator("timezone")
@@ -188,6 +190,23 @@ class ScheduleTrigger(NodeType):
 
     async def run(self, ctx: StepContext, config: Config) -> Any:
         return ctx.input
+
+
+def _check_some_date_matches(fields: list[str]) -> None:
+    """Raise ValueError when a day of month never falls in the schedule's months (30 February):
+    such a schedule would never fire. (With a day of week set too, that day fires instead.)"""
+    day, month, weekday = fields[2], fields[3], fields[4]
+    if day.startswith("*") or month == "*" or not weekday.startswith("*"):
+        return
+    from apscheduler.triggers.cron import CronTrigger  # only such schedules need it
+
+    # from the start of a leap year: 29 February counts
+    trigger = CronTrigger.from_crontab(" ".join(fields), timezone=UTC)
+    if trigger.get_next_fire_time(None, datetime(2028, 1, 1, tzinfo=UTC)) is None:
+        raise ValueError(
+            f"No date matches this schedule: day '{day}' never falls in month '{month}' "
+            "(February has no 30th, April no 31st), so it would never run."
+        )
 
 
 def _check_cron_field(

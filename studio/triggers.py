@@ -1,5 +1,8 @@
 """When schedule triggers fire next (APScheduler's triggers do the cron arithmetic).
 
+Days are read as cron reads them: when both the day of month and the day of week are set
+("0 9 1,15 * mon"), a day matching either fires (APScheduler alone wants both).
+
 On the night clocks go back, the hour before the change comes twice. As cron itself does, a
 schedule with a fixed hour ("30 2 * * *") fires once then, in the first pass; one whose hour
 is a wildcard ("*/30 * * * *") keeps its rhythm through both passes. On the night clocks go
@@ -27,10 +30,16 @@ class WallClockCron(CronTrigger):
     fixed_hour = False
 
     @classmethod
-    def of(cls, expression: str, timezone: ZoneInfo) -> WallClockCron:
+    def of(cls, expression: str, timezone: ZoneInfo) -> BaseTrigger:
+        """The trigger of a 5-field cron expression (an `EitherDay` when both days are set)."""
+        minute, hour, day, month, weekday = expression.split()
+        if not day.startswith("*") and not weekday.startswith("*"):
+            return EitherDay(
+                cls.of(f"{minute} {hour} {day} {month} *", timezone),
+                cls.of(f"{minute} {hour} * {month} {weekday}", timezone),
+            )
         trigger = cls.from_crontab(expression, timezone=timezone)
-        fields = expression.split()
-        trigger.fixed_hour = len(fields) > 1 and not fields[1].startswith("*")
+        trigger.fixed_hour = not hour.startswith("*")
         return trigger
 
     def get_next_fire_time(
@@ -40,6 +49,20 @@ class WallClockCron(CronTrigger):
         if fire is not None and self.fixed_hour and _second_pass(fire):
             fire = super().get_next_fire_time(None, _next_second(fire))  # the next day's
         return fire
+
+
+class EitherDay(BaseTrigger):
+    """A cron with both a day of month and a day of week: it fires on days matching either."""
+
+    def __init__(self, *triggers: BaseTrigger) -> None:
+        self.triggers = triggers
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        times = [t.get_next_fire_time(previous_fire_time, now) for t in self.triggers]
+        found = [fire for fire in times if fire is not None]
+        return min(found) if found else None
 
 
 def _second_pass(moment: datetime) -> bool:
@@ -71,7 +94,8 @@ def next_after(trigger: BaseTrigger, moment: datetime) -> datetime | None:
     """
     start = moment
     for _ in range(MAX_STEPS):
-        start = _next_second(start) if isinstance(trigger, CronTrigger) else start + _TICK
+        cron = not isinstance(trigger, IntervalTrigger)
+        start = _next_second(start) if cron else start + _TICK
         fire = trigger.get_next_fire_time(None, start)
         if fire is None or fire > moment:
             return fire.astimezone(UTC) if fire is not None else None

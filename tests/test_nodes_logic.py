@@ -136,10 +136,10 @@ async def test_switch_default_port_is_called_default_unless_named() -> None:
         (
             [{"port": "a", "expression": "true"}, {"port": "a", "expression": "false"}],
             "default",
-            "Two paths are called 'a'",
+            "two paths are called 'a'",
             None,
         ),
-        ([{"port": "a", "expression": "true"}], "a", "Two paths are called 'a'", None),
+        ([{"port": "a", "expression": "true"}], "a", "two paths are called 'a'", None),
         ([{"port": "error", "expression": "true"}], "default", "kept for errors", "cases[0].port"),
         ([{"port": "  ", "expression": "true"}], "default", "needs a name", "cases[0].port"),
         ([{"port": "a", "expression": "true"}], "error", "kept for errors", "default"),

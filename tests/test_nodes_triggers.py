@@ -155,4 +155,29 @@ def test_schedule_with_an_unknown_time_zone_is_a_problem() -> None:
     )
 
     assert [(p.node_id, p.field) for p in problems] == [("tick", "timezone")]
-    assert "Unknown time zone 'Mars/Olympus'" in problems[0].message
+    assert "field 'timezone': unknown time zone 'Mars/Olympus'; use" in problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("cron", "never"),
+    [
+        ("0 0 30 2 *", True),  # 30 February
+        ("0 0 31 4,6,9,11 *", True),  # the 31st of a 30-day month
+        ("0 0 29 2 *", False),  # leap years have it
+        ("0 0 31 */2 *", False),  # January, March, …
+        ("0 0 30 2 mon", False),  # either day: every Monday in February
+    ],
+)
+def test_a_schedule_no_date_matches_is_refused_in_plain_words(cron: str, never: bool) -> None:
+    document = chain(
+        step("tick", "trigger.schedule", {"cron": cron}), step("s", "data.set", {"values": {}})
+    )
+
+    messages = [problem.message for problem in validate(document)]
+
+    if never:
+        assert len(messages) == 1
+        assert "would never run" in messages[0]
+        assert "value error" not in messages[0].lower() and not messages[0].endswith("..")
+    else:
+        assert messages == []

@@ -62,3 +62,14 @@ def test_next_fire_times_only_go_forward_across_the_change(cron: str) -> None:
         moment = fire
     assert len(seen) == len(set(seen))
     assert all(b - a >= timedelta(minutes=30) for a, b in itertools.pairwise(seen))
+
+
+def test_a_day_of_month_and_a_day_of_week_fire_on_either_as_cron_does() -> None:
+    # `man 5 crontab`: with both fields set, a day matching either runs the command.
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    config = {"cron": "0 9 1,15 * mon"}
+    days = [t.strftime("%a %m-%d") for t in next_fire_times(config, {}, 6, now=start)]
+    only_dates = next_fire_times({"cron": "0 9 1,15 * *"}, {}, 2, now=start)
+
+    assert days == ["Thu 01-01", "Mon 01-05", "Mon 01-12", "Thu 01-15", "Mon 01-19", "Mon 01-26"]
+    assert [t.day for t in only_dates] == [1, 15]
