@@ -43,9 +43,12 @@ class Respond(NodeType):
     class Config(NodeConfig):
         status: int = Field(
             default=200,
-            ge=100,
+            ge=200,
             le=599,
-            description="The HTTP status code of the answer, for example 200 or 404.",
+            description=(
+                "The HTTP status code of the answer, for example 200 or 404 (204 and 304 "
+                "answer without content)."
+            ),
         )
         body: Any = Field(
             default=None,

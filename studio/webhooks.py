@@ -780,12 +780,19 @@ _NOT_FOUND = error_json(
     "not_found", "No active flow listens on this webhook URL (check the URL, or activate the flow)."
 )
 _REPLAYED = [(b"idempotent-replayed", b"true")]
+_WITHOUT_CONTENT = frozenset({204, 304})
 
 
 async def send_answer(
     send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]] = ()
 ) -> None:
-    """Send a whole answer; JSON unless `headers` name another content type."""
+    """Send a whole answer; JSON unless `headers` name another content type. A 204 or 304
+    answer has no content (HTTP forbids it; sent anyway, it would garble the connection)."""
+    if status in _WITHOUT_CONTENT:
+        kept = [h for h in headers if h[0] not in (b"content-type", b"content-length")]
+        await send({"type": "http.response.start", "status": status, "headers": kept})
+        await send({"type": "http.response.body", "body": b""})
+        return
     extra = list(headers)
     if not any(name == b"content-type" for name, _ in extra):
         extra.append(_JSON)

@@ -98,7 +98,7 @@ async def test_a_flow_without_respond_has_no_response() -> None:
     assert result.response is None
 
 
-@pytest.mark.parametrize("status", [99, 600])
+@pytest.mark.parametrize("status", [99, 101, 199, 600])  # 1xx are not final answers
 def test_respond_status_is_an_http_status_code(status: int) -> None:
     problems = errors(chain(manual(), step("answer", "flow.respond", {"status": status})))
 

@@ -97,6 +97,22 @@ def test_respond_with_text_answers_text(api: httpx.Client) -> None:
     assert answer.headers["content-type"].startswith("text/plain")
 
 
+@pytest.mark.parametrize("status", [204, 304])
+def test_an_answer_without_content_keeps_the_connection_sound(
+    api: httpx.Client, status: int
+) -> None:
+    # HTTP forbids content in a 204 or 304; sent anyway, it garbled the next answer.
+    respond = step("answer", "flow.respond", {"status": status, "body": "ignored"})
+    url = hook_url(api, hook_flow({"response": "sync"}, respond))
+
+    with httpx.Client(timeout=10) as client:  # one keep-alive connection
+        first = client.post(url, json={})
+        second = client.post(url, json={})
+
+    assert (first.status_code, first.content, second.status_code) == (status, b"", status)
+    assert "content-length" not in first.headers
+
+
 def test_async_call_gets_202_with_a_run_that_is_already_stored(api: httpx.Client) -> None:
     url = hook_url(api, hook_flow({"response": "async"}))
 
