@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -168,14 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _studio(args: argparse.Namespace, settings: Settings) -> int:
     # Where no window can be opened (no pywebview, no display), run_studio says what to
     # install and serves the browser UI instead of refusing.
+    host = args.host if args.host is not None else settings.host
+    port = args.port if args.port is not None else settings.port
+    _check_free(host, port)
     from studio.app import run_studio  # NiceGUI is slow to import; only this command needs it
 
-    run_studio(
-        settings,
-        host=args.host if args.host is not None else settings.host,
-        port=args.port if args.port is not None else settings.port,
-        native=args.native,
-    )
+    run_studio(settings, host=host, port=port, native=args.native)
     return EXIT_OK
 
 
@@ -183,8 +182,25 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from studio.headless import serve  # the server stack is only needed by this command
 
     overrides = {"host": args.host, "port": args.port}
-    serve(settings.model_copy(update={k: v for k, v in overrides.items() if v is not None}))
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    _check_free(settings.host, settings.port)
+    serve(settings)
     return EXIT_OK
+
+
+def _check_free(host: str, port: int) -> None:
+    """UsageError, before anything starts, when `host:port` cannot be listened on (taken)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        raise UsageError(
+            f"FlowLoom cannot listen on {host}:{port}: {exc.strerror or exc}. Another program "
+            "(or another FlowLoom) may be using that port: stop it, or choose another port "
+            "with --port or FLOWLOOM_PORT."
+        ) from None
 
 
 def _validate(args: argparse.Namespace, settings: Settings) -> int:

@@ -270,3 +270,17 @@ def wait_for_page(
     pytest.fail(
         f"{url} did not answer 200 within {timeout_s} s:\n{log_path.read_text(errors='replace')}"
     )
+
+
+@pytest.mark.parametrize("command", ["serve", "studio"])
+def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path, command: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = flowloom(tmp_path, command, "--port", str(port))
+
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "choose another port with --port or FLOWLOOM_PORT" in result.stderr
+    assert not (tmp_path / "data" / "flowloom.db").exists()  # nothing started
