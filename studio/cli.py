@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = get_settings()
     except ValidationError as exc:
-        print(f"error: a FLOWLOOM_* environment variable is invalid:\n{exc}", file=sys.stderr)
+        print(f"error: {_settings_problems(exc)}", file=sys.stderr)
         return EXIT_USAGE
     serving = args.command in ("serve", "studio")
     configure_logging(
@@ -164,6 +164,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def _settings_problems(exc: ValidationError) -> str:
+    """What is wrong with the FLOWLOOM_* environment, a line per variable, in plain words."""
+    lines = ["FlowLoom's settings cannot be read:"]
+    for error in exc.errors():
+        name = "FLOWLOOM_" + "_".join(str(part) for part in error["loc"]).upper()
+        message = str(error["msg"])
+        secret = any(word in name for word in ("KEY", "TOKEN", "SECRET", "PASSWORD", "URL"))
+        given = "" if secret else f" (it is {error['input']!r})"  # secrets are never echoed
+        lines.append(f"  {name}: {message[:1].lower()}{message[1:]}{given}.")
+    return "\n".join(lines)
 
 
 def _studio(args: argparse.Namespace, settings: Settings) -> int:

@@ -284,3 +284,21 @@ def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path, command:
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "choose another port with --port or FLOWLOOM_PORT" in result.stderr
     assert not (tmp_path / "data" / "flowloom.db").exists()  # nothing started
+
+
+def test_invalid_settings_are_named_in_plain_words(tmp_path: Path) -> None:
+    env = {**cli_env(tmp_path), "FLOWLOOM_PORT": "abc", "FLOWLOOM_SYNC_S": "0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "studio", "serve"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert "FLOWLOOM_PORT: input should be a valid integer" in result.stderr
+    assert "(it is 'abc')" in result.stderr
+    assert "FLOWLOOM_SYNC_S: input should be greater than 0" in result.stderr
+    assert "pydantic.dev" not in result.stderr  # no library's help links
