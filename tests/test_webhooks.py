@@ -4,8 +4,11 @@ test URL, idempotency and the rate limit."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import itertools
+import json
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -111,6 +114,28 @@ def test_an_answer_without_content_keeps_the_connection_sound(
 
     assert (first.status_code, first.content, second.status_code) == (status, b"", status)
     assert "content-length" not in first.headers
+
+
+def test_compressed_bodies_are_unpacked_within_the_limit(api: httpx.Client) -> None:
+    url = hook_url(api, hook_flow({"response": "sync", "max_body_bytes": 10_000}))
+    document = json.dumps({"order": 42, "note": "x" * 2000}).encode()
+
+    def post(body: bytes, encoding: str) -> httpx.Response:
+        headers = {"content-type": "application/json", "content-encoding": encoding}
+        return httpx.post(url, content=body, headers=headers)
+
+    gzipped = post(gzip.compress(document), "gzip")
+    deflated = post(zlib.compress(document), "deflate")
+    bomb = post(gzip.compress(b"0" * 1_000_000), "gzip")  # 1 KB that unpacks to 1 MB
+    broken = post(b"not gzip at all", "gzip")
+    brotli = post(document, "br")
+
+    assert gzipped.status_code == deflated.status_code == 200
+    assert gzipped.json()["body"]["order"] == deflated.json()["body"]["order"] == 42
+    assert len(gzip.compress(b"0" * 1_000_000)) < 10_000
+    assert (bomb.status_code, bomb.json()["error"]["code"]) == (413, "body_too_large")
+    assert (broken.status_code, broken.json()["error"]["code"]) == (400, "malformed_body")
+    assert (brotli.status_code, brotli.json()["error"]["code"]) == (415, "unsupported_encoding")
 
 
 def test_async_call_gets_202_with_a_run_that_is_already_stored(api: httpx.Client) -> None:
