@@ -9,6 +9,7 @@ answer goes out. What a caller gets:
 | answer | when |
 | --- | --- |
 | 200 with the flow's `flow.respond` (status, body, headers), or its final output as JSON | sync mode, the run ended within the trigger's `timeout_s` |
+| 200 `{"challenge"}` | Slack checking the URL (`url_verification`, signed; `slack` preset): no run |
 | 202 `{"run_id", "status"}` | async mode (the run is stored), or a sync run still going at its timeout |
 | 202 `{"run_id", "duplicate": true}` | a repeated Idempotency-Key / sender delivery id: no second run |
 | 204 | an `OPTIONS` preflight from a web page the trigger's `allowed_origins` lets in (CORS) |
@@ -418,6 +419,8 @@ class WebhookService:
         if "content-encoding" in headers:
             raw = _unpacked(raw, headers["content-encoding"], target.max_body_bytes)
         body = _parse_body(raw, headers.get("content-type", ""))
+        if _slack_url_check(target, body):  # signed by Slack: it wants its challenge back
+            return 200, _dumps({"challenge": body["challenge"]}), [], body, None
         if isinstance(target.auth, HeaderAuth):
             headers[target.auth.name.lower()] = "***"  # the secret is not kept with the run
         payload = {
@@ -733,6 +736,18 @@ def _multipart(raw: bytes, content_type: str) -> dict[str, Any]:
         else:
             fields[name] = content.decode(part.get_content_charset() or "utf-8", "replace")
     return fields
+
+
+def _slack_url_check(target: HookTarget, body: Any) -> bool:
+    """Whether this is Slack checking the URL (Events API setup): with the `slack` preset,
+    the answer is its `challenge`, and no run starts."""
+    return (
+        isinstance(target.auth, HmacAuth)
+        and target.auth.preset == "slack"
+        and isinstance(body, dict)
+        and body.get("type") == "url_verification"
+        and isinstance(body.get("challenge"), str)
+    )
 
 
 def _delivery_key(headers: dict[str, str], body: Any, target: HookTarget) -> str | None:

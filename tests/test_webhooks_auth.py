@@ -125,6 +125,31 @@ def test_slack_signature_and_staleness(api: httpx.Client) -> None:
     assert replayed_elsewhere.status_code == 401
 
 
+def test_slack_checking_the_url_gets_its_challenge_and_starts_no_run(api: httpx.Client) -> None:
+    # Slack's Events API setup: a signed url_verification the URL must answer with the
+    # challenge, else Slack refuses the URL.
+    document = signed_flow("slack")
+    document["name"] = "slack events"
+    created = api.post("/flows", json={"document": document}).json()
+    url = api.post(f"/flows/{created['id']}/activate").json()["webhooks"][0]["url"]
+    body = json.dumps(
+        {"token": "t", "challenge": "3eZbrw1aBm2rZgRNFdxV", "type": "url_verification"}
+    ).encode()
+    now = int(time.time())
+    signed = {
+        "X-Slack-Request-Timestamp": str(now),
+        "X-Slack-Signature": f"v0={hex_hmac(f'v0:{now}:'.encode() + body)}",
+    }
+
+    answer = post(url, body, signed)
+    forged = post(url, body, {**signed, "X-Slack-Signature": "v0=" + "0" * 64})
+
+    assert answer.status_code == 200
+    assert answer.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV"}
+    assert forged.status_code == 401  # only Slack itself gets the challenge back
+    assert runs_of(api, created["id"]) == []
+
+
 def test_generic_signature_with_and_without_timestamp(api: httpx.Client) -> None:
     url = hook_url(api, signed_flow("generic"))
     body = b'{"order": 1}'
