@@ -140,7 +140,10 @@ class ScheduleTrigger(NodeType):
         every_s: float | None = Field(
             default=None,
             gt=0,
-            description="Run every so many seconds. Use this or 'cron'.",
+            le=366 * 86_400,
+            description=(
+                "Run every so many seconds, at most a year (366 days). Use this or 'cron'."
+            ),
         )
         timezone: str | None = Field(
             default=None,

@@ -181,3 +181,13 @@ def test_a_schedule_no_date_matches_is_refused_in_plain_words(cron: str, never: 
         assert "value error" not in messages[0].lower() and not messages[0].endswith("..")
     else:
         assert messages == []
+
+
+@pytest.mark.parametrize("every_s", [0, -5, 366 * 86_400 + 1, 1e12])
+def test_an_interval_is_more_than_nothing_and_at_most_a_year(every_s: float) -> None:
+    # A huge interval overflowed the calendar when the schedule was planned, silently.
+    document = chain(step("tick", "trigger.schedule", {"every_s": every_s}))
+
+    problems = validate(document)
+
+    assert [(p.node_id, p.field) for p in problems] == [("tick", "every_s")]
