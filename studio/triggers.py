@@ -93,8 +93,8 @@ def next_after(trigger: BaseTrigger, moment: datetime) -> datetime | None:
     land on the same time again, or an earlier one, on the night clocks go back.
     """
     start = moment
+    cron = not isinstance(trigger, IntervalTrigger)
     for _ in range(MAX_STEPS):
-        cron = not isinstance(trigger, IntervalTrigger)
         start = _next_second(start) if cron else start + _TICK
         fire = trigger.get_next_fire_time(None, start)
         if fire is None or fire > moment:
