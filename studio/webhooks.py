@@ -535,9 +535,10 @@ def _origins(allowed: str) -> frozenset[str]:
     return ANY_ORIGIN if "*" in origins else origins
 
 
-def _origin(scope: Scope) -> bytes | None:
-    for name, value in scope["headers"]:
-        if name == b"origin":
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    """One request header, raw (the call's headers dict is made later, and only if needed)."""
+    for key, value in scope["headers"]:
+        if key == name:
             return value
     return None
 
@@ -546,7 +547,7 @@ def _cors(target: HookTarget, scope: Scope) -> list[tuple[bytes, bytes]]:
     """The CORS headers of an answer to this call: none unless a web page it lets in made it."""
     if not target.origins:
         return []
-    origin = _origin(scope)
+    origin = _header(scope, b"origin")
     if origin is None:
         return []
     if target.origins is ANY_ORIGIN:
@@ -560,8 +561,8 @@ def _preflight(
     target: HookTarget, scope: Scope
 ) -> tuple[int, bytes, list[tuple[bytes, bytes]], Any, str | None]:
     """A browser asks whether its page may call: 204 if `allowed_origins` lets it in."""
-    origin = _origin(scope)
-    if origin is None or not _cors(target, scope):
+    if not _cors(target, scope):
+        origin = _header(scope, b"origin")
         page = origin.decode("latin-1") if origin is not None else "a page"
         raise HookError(
             403,
@@ -569,7 +570,7 @@ def _preflight(
             f"This webhook does not take calls from web pages at {page}: add it to the "
             "trigger's 'allowed_origins'.",
         )
-    asked = next((v for n, v in scope["headers"] if n == b"access-control-request-headers"), b"")
+    asked = _header(scope, b"access-control-request-headers")
     headers = [
         (b"access-control-allow-methods", _ALLOWED_METHODS),
         (b"access-control-max-age", PREFLIGHT_MAX_AGE),
