@@ -59,6 +59,12 @@ class SubscriptionRepository:
             )
             return [self._record(row) for row in rows]
 
+    async def ids(self) -> set[str]:
+        """The ids of every subscription: cheap to compare (subscriptions are added and
+        deleted, never changed)."""
+        async with self._engines.reading() as session:
+            return set(await session.scalars(select(Subscription.id)))
+
     async def get(self, subscription_id: str) -> SubscriptionRecord:
         """The subscription; NotFound."""
         async with self._engines.reading() as session:

@@ -487,7 +487,7 @@ class Runtime:
             await asyncio.sleep(self.settings.sync_s)
             try:
                 await self.db.flows.follow()
-                await self.subscriptions.reload()  # a few rows: read again, not compared
+                await self.subscriptions.follow()
                 for run_id in await self.db.runs.cancel_requests(self.instance_id):
                     handle = self._running.get(run_id)
                     if handle is not None:

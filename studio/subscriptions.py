@@ -80,6 +80,12 @@ class SubscriptionService:
         except StorageError as exc:
             log.error("could not read the event subscriptions", error=str(exc))
 
+    async def follow(self) -> None:
+        """Read the subscriptions again if another process added or deleted one."""
+        known = {subscription.id for subscription in self._subscriptions}
+        if await self._runtime.db.subscriptions.ids() != known:
+            await self.reload()
+
     async def idle(self) -> None:
         """Wait until every queued delivery is done (tests, shutdown)."""
         while self._deliveries:
