@@ -220,7 +220,10 @@ def _runs_cancel(args: argparse.Namespace, settings: Settings) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_NOT_FOUND
         by = f"cli-{os.getpid()}"
-        ended = _with_database(settings, lambda db: cancel_stored(db, settings, run.id, by=by))
+        beat = settings.heartbeat_s
+        ended = _with_database(
+            settings, lambda db: cancel_stored(db, run.id, by=by, heartbeat_s=beat)
+        )
         if ended is None:
             message = f"Run {run.id} is not running (it is {run.status}); nothing to cancel."
             if args.json:

@@ -374,7 +374,9 @@ class Runtime:
             await asyncio.gather(handle.task, return_exceptions=True)
             await self.flushed()
             return True
-        status = await cancel_stored(self.db, self.settings, run_id, by=self.instance_id)
+        status = await cancel_stored(
+            self.db, run_id, by=self.instance_id, heartbeat_s=self.settings.heartbeat_s
+        )
         return status is not None
 
     async def wait(
@@ -548,14 +550,15 @@ def _alive(runtime: RuntimeRecord, now: datetime, heartbeat_s: float) -> bool:
     return True
 
 
-async def cancel_stored(db: Database, settings: Settings, run_id: str, *, by: str) -> str | None:
+async def cancel_stored(db: Database, run_id: str, *, by: str, heartbeat_s: float) -> str | None:
     """Cancel a queued or running run that this process does not execute; the run's status
     afterwards, None when there is no such run or it is over.
 
-    When another live FlowLoom process executes it, that process is asked to (it looks every
-    `sync_s`) and this waits up to `CANCEL_WAIT_S` for it to, so the status may still be
-    `running` when it did not. A run whose process is gone (or that never started) is claimed
-    for `by` (so nobody resumes it meanwhile) and marked `cancelled`.
+    When another live FlowLoom process executes it, that process is asked to (it looks
+    every `Settings.sync_s`) and this waits up to `CANCEL_WAIT_S` for it to, so the status
+    may still be `running` when it did not. A run whose process is gone (or that never started) is claimed
+    for `by` (so nobody resumes it meanwhile) and marked `cancelled`. `heartbeat_s` is how
+    often the processes say they are alive (`Settings.heartbeat_s`).
     """
     try:
         run = await db.runs.get(run_id)
@@ -563,7 +566,7 @@ async def cancel_stored(db: Database, settings: Settings, run_id: str, *, by: st
         return None
     if run.status not in UNFINISHED:
         return None
-    alive, _ = await liveness(db, settings.heartbeat_s)
+    alive, _ = await liveness(db, heartbeat_s)
     if run.owner is not None and run.owner != by and run.owner in alive:
         await db.runs.request_cancel(run_id)
         deadline = time.monotonic() + CANCEL_WAIT_S

@@ -28,7 +28,7 @@ DESCRIPTION = (
 def mount(app: FastAPI, runtime: Runtime) -> None:
     """Add the API, health checks, error answers and `/hooks/` to `app`, served by `runtime`."""
     app.state.runtime = runtime
-    _answer_hooks_first(app, runtime)
+    _outside_middleware(app, runtime)
     describe_token(app)
     install_error_handlers(app)
     app.include_router(router)
@@ -39,7 +39,7 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
     )
 
 
-def _answer_hooks_first(app: FastAPI, runtime: Runtime) -> None:
+def _outside_middleware(app: FastAPI, runtime: Runtime) -> None:
     """Route `/hooks/…` to the webhook service before any middleware (the UI's too) runs,
     and guard the API (`ApiGuard`): the ASGI stack Starlette builds on the first call gets
     both around it."""
